@@ -1,0 +1,2 @@
+//! Policies: neural networks (MLP, symmetry-aware, GNN) and parametric heuristics that map an
+//! observation of the inventory network to orders and shipments.

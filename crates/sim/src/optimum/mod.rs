@@ -1,0 +1,1 @@
+//! Optimal costs and bounds (placeholder).
