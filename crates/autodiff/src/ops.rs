@@ -1,0 +1,1284 @@
+//! Every operation of the engine, forward and backward side by side, family by family.
+//!
+//! Each op is a variant of the closed enum [`Op`]. A forward method on [`Tape`] computes the value
+//! into a pooled buffer and records the op; [`backward_node`] is one exhaustive `match` that, given
+//! the adjoint `g` of a node, adds the vector–Jacobian product into the adjoints of its inputs.
+//!
+//! Conventions at kinks and ties (the same as PyTorch, so gradients match the reference):
+//! * `relu(x)` and `clamp(x, lo, hi)` pass the gradient only strictly inside: d/dx = 0 at `x == 0`
+//!   for relu and at `x == lo` or `x == hi` for clamp.
+//! * `minimum(a, b)` / `maximum(a, b)` split the gradient 0.5 / 0.5 when `a == b`.
+//! * `abs(x)` has derivative `sign(x)`, 0 at 0.
+//! * `softplus(x)` returns `x` (derivative 1) for `x > 20`, PyTorch's threshold.
+//!
+//! Broadcasting (binary ops): either operand may be `(r, c)`, `(1, c)` (a row broadcast down the
+//! rows), `(r, 1)` (a column broadcast across the columns) or `(1, 1)`; the backward pass sums the
+//! adjoint over the broadcast axes.
+
+use crate::custom::CustomOp;
+use crate::params::{Grads, ParamId};
+use crate::tape::{GradSink, Node, Tape, Var};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, Axis, s};
+use std::sync::Arc;
+
+/// A recorded operation. Inputs are [`Var`] handles to earlier nodes.
+#[derive(Clone)]
+pub enum Op {
+    /// An input without gradient (also every result in no-grad mode).
+    Constant,
+    /// An input that receives a gradient (readable with [`Tape::grad`]).
+    Variable,
+    /// A parameter copied from a [`crate::ParamStore`]; its adjoint goes to [`Grads`].
+    Param(ParamId),
+    /// Elementwise `a ∘ b` with broadcasting.
+    Binary { kind: BinaryKind, a: Var, b: Var },
+    /// `scale · x + shift`.
+    Affine { x: Var, scale: f32, shift: f32 },
+    /// Elementwise `f(x)`.
+    Unary { kind: Unary, x: Var },
+    /// `min(max(x, lo), hi)`.
+    Clamp { x: Var, lo: f32, hi: f32 },
+    /// Matrix product `a · b`.
+    MatMul { a: Var, b: Var },
+    /// Fused linear layer `x · w + b` with `w: (in, out)` and `b: (1, out)`.
+    Linear { x: Var, w: Var, b: Var },
+    /// A sum or mean over all elements, each row or each column.
+    Reduce { kind: Reduce, x: Var },
+    /// Column-wise concatenation of `len` inputs stored from `start` in the tape's input lists.
+    Concat { start: u32, len: u32 },
+    /// Columns `start .. start + width` of `x` (the width is the output's).
+    SliceCols { x: Var, start: usize },
+    /// Same data, new `(rows, cols)` (row-major order is kept).
+    Reshape { x: Var },
+    /// Output row `i` = row `index[i]` of `x`.
+    GatherRows { x: Var, index: Arc<[u32]> },
+    /// Output row `j` = Σ weight·row over the sources of `j` in a destination-sorted CSR.
+    SegmentSum { x: Var, csr: Arc<Csr> },
+    /// Softmax of each row.
+    SoftmaxRows { x: Var },
+    /// Pipeline advance: column `j` ← column `j + 1`, last column ← 0.
+    ShiftLeft { x: Var },
+    /// `x` with `v[i]` added at column `cols[i]` of row `i` (an order landing in its lead-time slot).
+    AddAtColumn { x: Var, v: Var, cols: Arc<[u32]> },
+    /// A fused op from another crate, with a hand-written vector–Jacobian product.
+    Custom {
+        op: Arc<dyn CustomOp>,
+        start: u32,
+        len: u32,
+    },
+}
+
+impl Op {
+    /// Short name for reports and Graphviz output.
+    pub fn name(&self) -> String {
+        match self {
+            Op::Constant => "constant".into(),
+            Op::Variable => "variable".into(),
+            Op::Param(id) => format!("param #{}", id.0),
+            Op::Binary { kind, .. } => format!("{kind:?}").to_lowercase(),
+            Op::Affine { scale, shift, .. } => format!("affine({scale}·x+{shift})"),
+            Op::Unary { kind, .. } => format!("{kind:?}").to_lowercase(),
+            Op::Clamp { lo, hi, .. } => format!("clamp[{lo}, {hi}]"),
+            Op::MatMul { .. } => "matmul".into(),
+            Op::Linear { .. } => "linear".into(),
+            Op::Reduce { kind, .. } => format!("{kind:?}").to_lowercase(),
+            Op::Concat { .. } => "concat_cols".into(),
+            Op::SliceCols { start, .. } => format!("slice_cols@{start}"),
+            Op::Reshape { .. } => "reshape".into(),
+            Op::GatherRows { .. } => "gather_rows".into(),
+            Op::SegmentSum { .. } => "segment_sum".into(),
+            Op::SoftmaxRows { .. } => "softmax_rows".into(),
+            Op::ShiftLeft { .. } => "shift_left".into(),
+            Op::AddAtColumn { .. } => "add_at_column".into(),
+            Op::Custom { op, .. } => op.name().to_string(),
+        }
+    }
+
+    /// The inputs of this op (resolving input lists through the tape).
+    pub(crate) fn inputs(&self, lists: &[Var]) -> Vec<Var> {
+        match self {
+            Op::Constant | Op::Variable | Op::Param(_) => vec![],
+            Op::Binary { a, b, .. } | Op::MatMul { a, b } => vec![*a, *b],
+            Op::Linear { x, w, b } => vec![*x, *w, *b],
+            Op::AddAtColumn { x, v, .. } => vec![*x, *v],
+            Op::Affine { x, .. }
+            | Op::Unary { x, .. }
+            | Op::Clamp { x, .. }
+            | Op::Reduce { x, .. }
+            | Op::SliceCols { x, .. }
+            | Op::Reshape { x }
+            | Op::GatherRows { x, .. }
+            | Op::SegmentSum { x, .. }
+            | Op::SoftmaxRows { x }
+            | Op::ShiftLeft { x } => vec![*x],
+            Op::Concat { start, len } | Op::Custom { start, len, .. } => {
+                lists[*start as usize..(*start + *len) as usize].to_vec()
+            }
+        }
+    }
+}
+
+// =================================================================================================
+// Elementwise unary functions: each declared once as f(x) and its derivative df(x, y = f(x)).
+// =================================================================================================
+
+/// An elementwise function, declared once as `f(x)` and `df(x, y)` with `y = f(x)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unary {
+    /// `max(x, 0)`; derivative 0 at 0.
+    Relu,
+    /// `x` if `x > 0` else `exp(x) − 1` (α = 1).
+    Elu,
+    /// `ln(1 + eˣ)`, and `x` for `x > 20` (PyTorch's threshold).
+    Softplus,
+    /// `1 / (1 + e⁻ˣ)`.
+    Sigmoid,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// `eˣ`.
+    Exp,
+    /// Natural logarithm.
+    Log,
+    /// `|x|`; derivative `sign(x)`, 0 at 0.
+    Abs,
+    /// `x²`.
+    Square,
+    /// `√x`.
+    Sqrt,
+}
+
+/// PyTorch's softplus threshold: above it softplus is the identity.
+pub const SOFTPLUS_THRESHOLD: f32 = 20.0;
+
+impl Unary {
+    /// The function.
+    #[inline(always)]
+    pub fn f(self, x: f32) -> f32 {
+        match self {
+            Unary::Relu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            Unary::Elu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    x.exp_m1()
+                }
+            }
+            Unary::Softplus => {
+                if x > SOFTPLUS_THRESHOLD {
+                    x
+                } else {
+                    x.exp().ln_1p()
+                }
+            }
+            Unary::Sigmoid => sigmoid(x),
+            Unary::Tanh => x.tanh(),
+            Unary::Exp => x.exp(),
+            Unary::Log => x.ln(),
+            Unary::Abs => x.abs(),
+            Unary::Square => x * x,
+            Unary::Sqrt => x.sqrt(),
+        }
+    }
+
+    /// Its derivative at `x`, given `y = f(x)` (several are cheaper from the output).
+    #[inline(always)]
+    pub fn df(self, x: f32, y: f32) -> f32 {
+        match self {
+            Unary::Relu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Unary::Elu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    y + 1.0
+                }
+            }
+            Unary::Softplus => {
+                if x > SOFTPLUS_THRESHOLD {
+                    1.0
+                } else {
+                    sigmoid(x)
+                }
+            }
+            Unary::Sigmoid => y * (1.0 - y),
+            Unary::Tanh => 1.0 - y * y,
+            Unary::Exp => y,
+            Unary::Log => 1.0 / x,
+            Unary::Abs => {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
+            Unary::Square => 2.0 * x,
+            Unary::Sqrt => 0.5 / y,
+        }
+    }
+}
+
+/// Numerically stable logistic function.
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+// =================================================================================================
+// Elementwise binary functions with broadcasting.
+// =================================================================================================
+
+/// An elementwise binary function, declared once as `f(a, b)` and its partials `∂f/∂a`, `∂f/∂b`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryKind {
+    /// `a + b`.
+    Add,
+    /// `a − b`.
+    Sub,
+    /// `a · b`.
+    Mul,
+    /// `a / b`.
+    Div,
+    /// `min(a, b)`; a tie splits the gradient 0.5 / 0.5.
+    Min,
+    /// `max(a, b)`; a tie splits the gradient 0.5 / 0.5.
+    Max,
+}
+
+impl BinaryKind {
+    /// The function.
+    #[inline(always)]
+    pub fn f(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinaryKind::Add => a + b,
+            BinaryKind::Sub => a - b,
+            BinaryKind::Mul => a * b,
+            BinaryKind::Div => a / b,
+            BinaryKind::Min => {
+                if a < b {
+                    a
+                } else {
+                    b
+                }
+            }
+            BinaryKind::Max => {
+                if a > b {
+                    a
+                } else {
+                    b
+                }
+            }
+        }
+    }
+
+    /// `∂f/∂a`.
+    #[inline(always)]
+    pub fn da(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinaryKind::Add | BinaryKind::Sub => 1.0,
+            BinaryKind::Mul => b,
+            BinaryKind::Div => 1.0 / b,
+            BinaryKind::Min => tie_split(a < b, a == b),
+            BinaryKind::Max => tie_split(a > b, a == b),
+        }
+    }
+
+    /// `∂f/∂b`.
+    #[inline(always)]
+    pub fn db(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinaryKind::Add => 1.0,
+            BinaryKind::Sub => -1.0,
+            BinaryKind::Mul => a,
+            BinaryKind::Div => -a / (b * b),
+            BinaryKind::Min => tie_split(b < a, a == b),
+            BinaryKind::Max => tie_split(b > a, a == b),
+        }
+    }
+}
+
+#[inline(always)]
+fn tie_split(wins: bool, tie: bool) -> f32 {
+    if wins {
+        1.0
+    } else if tie {
+        0.5
+    } else {
+        0.0
+    }
+}
+
+/// The shape two operands broadcast to, or `None` if they are incompatible.
+fn broadcast_shape(a: (usize, usize), b: (usize, usize)) -> Option<(usize, usize)> {
+    fn dim(x: usize, y: usize) -> Option<usize> {
+        if x == y || y == 1 {
+            Some(x)
+        } else if x == 1 {
+            Some(y)
+        } else {
+            None
+        }
+    }
+    Some((dim(a.0, b.0)?, dim(a.1, b.1)?))
+}
+
+/// Row `i` of `x` broadcast to `rows` rows: the slice of that row (length `x.ncols()`).
+#[inline(always)]
+fn bcast_row(x: &Array2<f32>, i: usize) -> &[f32] {
+    let (r, c) = x.dim();
+    let i = if r == 1 { 0 } else { i };
+    &x.as_slice().expect("standard layout")[i * c..(i + 1) * c]
+}
+
+/// `out[i, j] = f(a[i, j], b[i, j])` with broadcasting of `a` and `b` to `out`'s shape.
+fn zip_broadcast(
+    out: &mut Array2<f32>,
+    a: &Array2<f32>,
+    b: &Array2<f32>,
+    f: impl Fn(f32, f32) -> f32,
+) {
+    let (rows, cols) = out.dim();
+    let out = out.as_slice_mut().expect("standard layout");
+    for i in 0..rows {
+        let (ar, br) = (bcast_row(a, i), bcast_row(b, i));
+        let o = &mut out[i * cols..(i + 1) * cols];
+        match (ar.len() == cols, br.len() == cols) {
+            (true, true) => o
+                .iter_mut()
+                .zip(ar)
+                .zip(br)
+                .for_each(|((o, &x), &y)| *o = f(x, y)),
+            (true, false) => {
+                let y = br[0];
+                o.iter_mut().zip(ar).for_each(|(o, &x)| *o = f(x, y));
+            }
+            (false, true) => {
+                let x = ar[0];
+                o.iter_mut().zip(br).for_each(|(o, &y)| *o = f(x, y));
+            }
+            (false, false) => {
+                let v = f(ar[0], br[0]);
+                o.iter_mut().for_each(|o| *o = v);
+            }
+        }
+    }
+}
+
+/// `dst = g · ∂f/∂(a or b)` (or `+=` when not fresh), all at `g`'s shape.
+fn binary_partial(
+    dst: &mut Array2<f32>,
+    fresh: bool,
+    g: &Array2<f32>,
+    a: &Array2<f32>,
+    b: &Array2<f32>,
+    partial: impl Fn(f32, f32) -> f32,
+) {
+    let (rows, cols) = g.dim();
+    let gs = g.as_slice().expect("standard layout");
+    let d = dst.as_slice_mut().expect("standard layout");
+    for i in 0..rows {
+        let (ar, br) = (bcast_row(a, i), bcast_row(b, i));
+        let gr = &gs[i * cols..(i + 1) * cols];
+        let dr = &mut d[i * cols..(i + 1) * cols];
+        for j in 0..cols {
+            let x = if ar.len() == cols { ar[j] } else { ar[0] };
+            let y = if br.len() == cols { br[j] } else { br[0] };
+            let v = gr[j] * partial(x, y);
+            if fresh {
+                dr[j] = v;
+            } else {
+                dr[j] += v;
+            }
+        }
+    }
+}
+
+/// Sums a full-shape adjoint over the axes along which `target` shape was broadcast.
+fn reduce_to(full: &Array2<f32>, target: (usize, usize), out: &mut Array2<f32>, fresh: bool) {
+    let (r, c) = full.dim();
+    let mut acc = |reduced: Array2<f32>| {
+        if fresh {
+            out.assign(&reduced);
+        } else {
+            *out += &reduced;
+        }
+    };
+    match (target.0 == r, target.1 == c) {
+        (true, true) => acc(full.clone()),
+        (true, false) => acc(full.sum_axis(Axis(1)).insert_axis(Axis(1))),
+        (false, true) => acc(full.sum_axis(Axis(0)).insert_axis(Axis(0))),
+        (false, false) => acc(Array2::from_elem((1, 1), full.sum())),
+    }
+}
+
+// =================================================================================================
+// Reductions.
+// =================================================================================================
+
+/// Which reduction an [`Op::Reduce`] performs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    /// Sum of all elements → `(1, 1)`.
+    SumAll,
+    /// Mean of all elements → `(1, 1)`.
+    MeanAll,
+    /// Sum of each row → `(r, 1)`.
+    RowSums,
+    /// Mean of each row → `(r, 1)`.
+    RowMeans,
+    /// Sum of each column → `(1, c)`.
+    ColSums,
+    /// Mean of each column → `(1, c)`.
+    ColMeans,
+}
+
+/// A destination-sorted compressed sparse row index for [`Tape::segment_sum`]: output row `j`
+/// sums input rows `sources[offsets[j] .. offsets[j + 1]]`, each times its weight (1 if none).
+/// Summation order is fixed, so message passing is deterministic.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Csr {
+    /// `n_out + 1` offsets into `sources`.
+    pub offsets: Vec<u32>,
+    /// Input row of each entry.
+    pub sources: Vec<u32>,
+    /// Optional weight of each entry (e.g. degree normalisation).
+    pub weights: Option<Vec<f32>>,
+}
+
+impl Csr {
+    /// Builds the index from `(destination, source, weight)` triples (any order; stable within a
+    /// destination).
+    pub fn from_triples(n_out: usize, triples: &[(u32, u32, f32)]) -> Csr {
+        let mut sorted: Vec<(u32, u32, f32)> = triples.to_vec();
+        sorted.sort_by_key(|t| t.0);
+        let mut offsets = vec![0u32; n_out + 1];
+        for t in &sorted {
+            offsets[t.0 as usize + 1] += 1;
+        }
+        for j in 0..n_out {
+            offsets[j + 1] += offsets[j];
+        }
+        Csr {
+            offsets,
+            sources: sorted.iter().map(|t| t.1).collect(),
+            weights: Some(sorted.iter().map(|t| t.2).collect()),
+        }
+    }
+
+    /// Number of output rows.
+    pub fn n_out(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    #[inline(always)]
+    fn weight(&self, k: usize) -> f32 {
+        self.weights.as_ref().map_or(1.0, |w| w[k])
+    }
+}
+
+// =================================================================================================
+// Forward methods.
+// =================================================================================================
+
+impl Tape {
+    fn rg(&self, v: Var) -> bool {
+        self.requires_grad(v)
+    }
+
+    // ---- binary elementwise (broadcasting) ------------------------------------------------------
+
+    /// Elementwise `a ∘ b` with broadcasting (see the module doc).
+    pub fn binary(&mut self, kind: BinaryKind, a: Var, b: Var) -> Var {
+        let (sa, sb) = (self.shape(a), self.shape(b));
+        let (r, c) = broadcast_shape(sa, sb)
+            .unwrap_or_else(|| panic!("{kind:?}: shapes {sa:?} and {sb:?} do not broadcast"));
+        let mut out = self.pool.take(r, c);
+        let (va, vb) = (&self.nodes[a.index()].value, &self.nodes[b.index()].value);
+        match kind {
+            BinaryKind::Add => zip_broadcast(&mut out, va, vb, |x, y| x + y),
+            BinaryKind::Sub => zip_broadcast(&mut out, va, vb, |x, y| x - y),
+            BinaryKind::Mul => zip_broadcast(&mut out, va, vb, |x, y| x * y),
+            BinaryKind::Div => zip_broadcast(&mut out, va, vb, |x, y| x / y),
+            BinaryKind::Min => zip_broadcast(&mut out, va, vb, |x, y| BinaryKind::Min.f(x, y)),
+            BinaryKind::Max => zip_broadcast(&mut out, va, vb, |x, y| BinaryKind::Max.f(x, y)),
+        }
+        let rg = self.rg(a) || self.rg(b);
+        self.push(Op::Binary { kind, a, b }, out, rg)
+    }
+
+    /// `a + b` (broadcasting).
+    pub fn add(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryKind::Add, a, b)
+    }
+    /// `a − b` (broadcasting).
+    pub fn sub(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryKind::Sub, a, b)
+    }
+    /// `a · b` elementwise (broadcasting).
+    pub fn mul(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryKind::Mul, a, b)
+    }
+    /// `a / b` elementwise (broadcasting).
+    pub fn div(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryKind::Div, a, b)
+    }
+    /// Elementwise minimum (broadcasting); ties split the gradient.
+    pub fn minimum(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryKind::Min, a, b)
+    }
+    /// Elementwise maximum (broadcasting); ties split the gradient.
+    pub fn maximum(&mut self, a: Var, b: Var) -> Var {
+        self.binary(BinaryKind::Max, a, b)
+    }
+
+    // ---- scalar affine --------------------------------------------------------------------------
+
+    /// `scale · x + shift`.
+    pub fn affine(&mut self, x: Var, scale: f32, shift: f32) -> Var {
+        let mut out = self.pool.take_like(&self.nodes[x.index()].value);
+        let xs = self.nodes[x.index()]
+            .value
+            .as_slice()
+            .expect("standard layout");
+        out.as_slice_mut()
+            .expect("standard layout")
+            .iter_mut()
+            .zip(xs)
+            .for_each(|(o, &v)| *o = scale * v + shift);
+        let rg = self.rg(x);
+        self.push(Op::Affine { x, scale, shift }, out, rg)
+    }
+    /// `scale · x`.
+    pub fn scale(&mut self, x: Var, scale: f32) -> Var {
+        self.affine(x, scale, 0.0)
+    }
+    /// `x + shift`.
+    pub fn add_scalar(&mut self, x: Var, shift: f32) -> Var {
+        self.affine(x, 1.0, shift)
+    }
+    /// `−x`.
+    pub fn neg(&mut self, x: Var) -> Var {
+        self.affine(x, -1.0, 0.0)
+    }
+
+    // ---- unary elementwise ----------------------------------------------------------------------
+
+    /// Elementwise `f(x)`.
+    pub fn unary(&mut self, kind: Unary, x: Var) -> Var {
+        let mut out = self.pool.take_like(&self.nodes[x.index()].value);
+        let xs = self.nodes[x.index()]
+            .value
+            .as_slice()
+            .expect("standard layout");
+        out.as_slice_mut()
+            .expect("standard layout")
+            .iter_mut()
+            .zip(xs)
+            .for_each(|(o, &v)| *o = kind.f(v));
+        let rg = self.rg(x);
+        self.push(Op::Unary { kind, x }, out, rg)
+    }
+    /// `max(x, 0)`.
+    pub fn relu(&mut self, x: Var) -> Var {
+        self.unary(Unary::Relu, x)
+    }
+    /// ELU with α = 1.
+    pub fn elu(&mut self, x: Var) -> Var {
+        self.unary(Unary::Elu, x)
+    }
+    /// Softplus with PyTorch's threshold 20.
+    pub fn softplus(&mut self, x: Var) -> Var {
+        self.unary(Unary::Softplus, x)
+    }
+    /// Logistic sigmoid.
+    pub fn sigmoid(&mut self, x: Var) -> Var {
+        self.unary(Unary::Sigmoid, x)
+    }
+    /// Hyperbolic tangent.
+    pub fn tanh(&mut self, x: Var) -> Var {
+        self.unary(Unary::Tanh, x)
+    }
+    /// `eˣ`.
+    pub fn exp(&mut self, x: Var) -> Var {
+        self.unary(Unary::Exp, x)
+    }
+    /// Natural logarithm.
+    pub fn log(&mut self, x: Var) -> Var {
+        self.unary(Unary::Log, x)
+    }
+    /// `|x|`.
+    pub fn abs(&mut self, x: Var) -> Var {
+        self.unary(Unary::Abs, x)
+    }
+    /// `x²`.
+    pub fn square(&mut self, x: Var) -> Var {
+        self.unary(Unary::Square, x)
+    }
+    /// `√x`.
+    pub fn sqrt(&mut self, x: Var) -> Var {
+        self.unary(Unary::Sqrt, x)
+    }
+
+    /// `min(max(x, lo), hi)`; gradient 1 strictly inside, 0 at and beyond the bounds.
+    pub fn clamp(&mut self, x: Var, lo: f32, hi: f32) -> Var {
+        assert!(lo <= hi, "clamp: lo {lo} > hi {hi}");
+        let mut out = self.pool.take_like(&self.nodes[x.index()].value);
+        let xs = self.nodes[x.index()]
+            .value
+            .as_slice()
+            .expect("standard layout");
+        out.as_slice_mut()
+            .expect("standard layout")
+            .iter_mut()
+            .zip(xs)
+            .for_each(|(o, &v)| *o = v.max(lo).min(hi));
+        let rg = self.rg(x);
+        self.push(Op::Clamp { x, lo, hi }, out, rg)
+    }
+    /// `max(x, lo)`.
+    pub fn clamp_min(&mut self, x: Var, lo: f32) -> Var {
+        self.clamp(x, lo, f32::INFINITY)
+    }
+    /// `min(x, hi)`.
+    pub fn clamp_max(&mut self, x: Var, hi: f32) -> Var {
+        self.clamp(x, f32::NEG_INFINITY, hi)
+    }
+
+    // ---- matrix products ------------------------------------------------------------------------
+
+    /// `a · b` with `a: (r, k)`, `b: (k, c)`.
+    pub fn matmul(&mut self, a: Var, b: Var) -> Var {
+        let ((r, k), (k2, c)) = (self.shape(a), self.shape(b));
+        assert_eq!(k, k2, "matmul: inner dimensions {k} and {k2} differ");
+        let mut out = self.pool.take(r, c);
+        general_mat_mul(
+            1.0,
+            &self.nodes[a.index()].value,
+            &self.nodes[b.index()].value,
+            0.0,
+            &mut out,
+        );
+        let rg = self.rg(a) || self.rg(b);
+        self.push(Op::MatMul { a, b }, out, rg)
+    }
+
+    /// Fused linear layer `x · w + b`, `x: (r, in)`, `w: (in, out)`, `b: (1, out)`.
+    pub fn linear(&mut self, x: Var, w: Var, b: Var) -> Var {
+        let ((r, k), (k2, c), sb) = (self.shape(x), self.shape(w), self.shape(b));
+        assert_eq!(k, k2, "linear: input width {k} but weight has {k2} rows");
+        assert_eq!(sb, (1, c), "linear: bias must be (1, {c}), got {sb:?}");
+        let mut out = self.pool.take(r, c);
+        let bias = self.nodes[b.index()].value.row(0);
+        for mut row in out.rows_mut() {
+            row.assign(&bias);
+        }
+        general_mat_mul(
+            1.0,
+            &self.nodes[x.index()].value,
+            &self.nodes[w.index()].value,
+            1.0,
+            &mut out,
+        );
+        let rg = self.rg(x) || self.rg(w) || self.rg(b);
+        self.push(Op::Linear { x, w, b }, out, rg)
+    }
+
+    // ---- reductions -----------------------------------------------------------------------------
+
+    /// A sum or mean over all elements, rows or columns.
+    pub fn reduce(&mut self, kind: Reduce, x: Var) -> Var {
+        let v = &self.nodes[x.index()].value;
+        let (r, c) = v.dim();
+        let out = match kind {
+            Reduce::SumAll | Reduce::MeanAll => {
+                let total: f64 = v.iter().map(|&e| e as f64).sum();
+                let total = if kind == Reduce::MeanAll {
+                    total / (r * c) as f64
+                } else {
+                    total
+                };
+                let mut o = self.pool.take(1, 1);
+                o[[0, 0]] = total as f32;
+                o
+            }
+            Reduce::RowSums | Reduce::RowMeans => {
+                let div = if kind == Reduce::RowMeans {
+                    c as f32
+                } else {
+                    1.0
+                };
+                let mut o = self.pool.take(r, 1);
+                for (o, row) in o.iter_mut().zip(v.rows()) {
+                    *o = row.sum() / div;
+                }
+                o
+            }
+            Reduce::ColSums | Reduce::ColMeans => {
+                let div = if kind == Reduce::ColMeans {
+                    r as f32
+                } else {
+                    1.0
+                };
+                let mut o = self.pool.take(1, c);
+                o.fill(0.0);
+                for row in v.rows() {
+                    o.row_mut(0).zip_mut_with(&row, |a, &b| *a += b);
+                }
+                o.mapv_inplace(|e| e / div);
+                o
+            }
+        };
+        let rg = self.rg(x);
+        self.push(Op::Reduce { kind, x }, out, rg)
+    }
+    /// Sum of all elements → `(1, 1)`.
+    pub fn sum_all(&mut self, x: Var) -> Var {
+        self.reduce(Reduce::SumAll, x)
+    }
+    /// Mean of all elements → `(1, 1)`.
+    pub fn mean_all(&mut self, x: Var) -> Var {
+        self.reduce(Reduce::MeanAll, x)
+    }
+    /// Sum of each row → `(r, 1)`.
+    pub fn row_sums(&mut self, x: Var) -> Var {
+        self.reduce(Reduce::RowSums, x)
+    }
+    /// Mean of each row → `(r, 1)`.
+    pub fn row_means(&mut self, x: Var) -> Var {
+        self.reduce(Reduce::RowMeans, x)
+    }
+    /// Sum of each column → `(1, c)`.
+    pub fn col_sums(&mut self, x: Var) -> Var {
+        self.reduce(Reduce::ColSums, x)
+    }
+    /// Mean of each column → `(1, c)`.
+    pub fn col_means(&mut self, x: Var) -> Var {
+        self.reduce(Reduce::ColMeans, x)
+    }
+
+    // ---- layout ---------------------------------------------------------------------------------
+
+    /// Concatenates inputs with equal row counts side by side.
+    pub fn concat_cols(&mut self, parts: &[Var]) -> Var {
+        assert!(!parts.is_empty(), "concat_cols: no inputs");
+        let r = self.shape(parts[0]).0;
+        let c: usize = parts.iter().map(|&p| self.shape(p).1).sum();
+        let mut out = self.pool.take(r, c);
+        let mut col = 0;
+        for &p in parts {
+            let v = &self.nodes[p.index()].value;
+            assert_eq!(v.nrows(), r, "concat_cols: row counts differ");
+            out.slice_mut(s![.., col..col + v.ncols()]).assign(v);
+            col += v.ncols();
+        }
+        let rg = parts.iter().any(|&p| self.rg(p));
+        let (start, len) = self.push_inputs(parts);
+        self.push(Op::Concat { start, len }, out, rg)
+    }
+
+    /// Columns `start .. start + width` of `x`.
+    pub fn slice_cols(&mut self, x: Var, start: usize, width: usize) -> Var {
+        let (r, c) = self.shape(x);
+        assert!(
+            start + width <= c,
+            "slice_cols: {start}+{width} > {c} columns"
+        );
+        let mut out = self.pool.take(r, width);
+        out.assign(
+            &self.nodes[x.index()]
+                .value
+                .slice(s![.., start..start + width]),
+        );
+        let rg = self.rg(x);
+        self.push(Op::SliceCols { x, start }, out, rg)
+    }
+
+    /// Column `j` of `x` as an `(r, 1)` tensor.
+    pub fn column(&mut self, x: Var, j: usize) -> Var {
+        self.slice_cols(x, j, 1)
+    }
+
+    /// Reinterprets the row-major data of `x` with a new shape (same element count).
+    pub fn reshape(&mut self, x: Var, rows: usize, cols: usize) -> Var {
+        let (r, c) = self.shape(x);
+        assert_eq!(r * c, rows * cols, "reshape: {r}x{c} into {rows}x{cols}");
+        let mut out = self.pool.take(rows, cols);
+        out.as_slice_mut()
+            .expect("standard layout")
+            .copy_from_slice(
+                self.nodes[x.index()]
+                    .value
+                    .as_slice()
+                    .expect("standard layout"),
+            );
+        let rg = self.rg(x);
+        self.push(Op::Reshape { x }, out, rg)
+    }
+
+    // ---- gather / scatter (message passing) -----------------------------------------------------
+
+    /// Output row `i` = row `index[i]` of `x`.
+    pub fn gather_rows(&mut self, x: Var, index: Arc<[u32]>) -> Var {
+        let (r, c) = self.shape(x);
+        let mut out = self.pool.take(index.len(), c);
+        let v = &self.nodes[x.index()].value;
+        for (i, &src) in index.iter().enumerate() {
+            assert!(
+                (src as usize) < r,
+                "gather_rows: index {src} out of {r} rows"
+            );
+            out.row_mut(i).assign(&v.row(src as usize));
+        }
+        let rg = self.rg(x);
+        self.push(Op::GatherRows { x, index }, out, rg)
+    }
+
+    /// Output row `j` = Σ over the CSR entries of `j` of `weight · x[source]` (segment sum).
+    pub fn segment_sum(&mut self, x: Var, csr: Arc<Csr>) -> Var {
+        let (r, c) = self.shape(x);
+        let mut out = self.pool.take(csr.n_out(), c);
+        out.fill(0.0);
+        let v = &self.nodes[x.index()].value;
+        for j in 0..csr.n_out() {
+            let mut dst = out.row_mut(j);
+            for k in csr.offsets[j] as usize..csr.offsets[j + 1] as usize {
+                let src = csr.sources[k] as usize;
+                assert!(src < r, "segment_sum: source {src} out of {r} rows");
+                let w = csr.weight(k);
+                dst.zip_mut_with(&v.row(src), |d, &e| *d += w * e);
+            }
+        }
+        let rg = self.rg(x);
+        self.push(Op::SegmentSum { x, csr }, out, rg)
+    }
+
+    /// Softmax over each row (max-subtracted, stable).
+    pub fn softmax_rows(&mut self, x: Var) -> Var {
+        let mut out = self.pool.take_like(&self.nodes[x.index()].value);
+        out.assign(&self.nodes[x.index()].value);
+        for mut row in out.rows_mut() {
+            let m = row.fold(f32::NEG_INFINITY, |m, &e| m.max(e));
+            row.mapv_inplace(|e| (e - m).exp());
+            let total = row.sum();
+            row.mapv_inplace(|e| e / total);
+        }
+        let rg = self.rg(x);
+        self.push(Op::SoftmaxRows { x }, out, rg)
+    }
+
+    // ---- pipeline ops ---------------------------------------------------------------------------
+
+    /// Advances pipelines one period: column `j` ← column `j + 1`, the last column ← 0.
+    pub fn shift_left(&mut self, x: Var) -> Var {
+        let (r, c) = self.shape(x);
+        let mut out = self.pool.take(r, c);
+        out.slice_mut(s![.., ..c - 1])
+            .assign(&self.nodes[x.index()].value.slice(s![.., 1..]));
+        out.column_mut(c - 1).fill(0.0);
+        let rg = self.rg(x);
+        self.push(Op::ShiftLeft { x }, out, rg)
+    }
+
+    /// `x` with `v[i]` (`v: (r, 1)`) added at column `cols[i]` of row `i`: an order arriving in the
+    /// pipeline slot of its lead time (slot `lead_time − 1`).
+    pub fn add_at_column(&mut self, x: Var, v: Var, cols: Arc<[u32]>) -> Var {
+        let (r, c) = self.shape(x);
+        assert_eq!(self.shape(v), (r, 1), "add_at_column: v must be ({r}, 1)");
+        assert_eq!(cols.len(), r, "add_at_column: one column index per row");
+        let mut out = self.pool.take(r, c);
+        out.assign(&self.nodes[x.index()].value);
+        let vv = &self.nodes[v.index()].value;
+        for (i, &col) in cols.iter().enumerate() {
+            assert!((col as usize) < c, "add_at_column: column {col} out of {c}");
+            out[[i, col as usize]] += vv[[i, 0]];
+        }
+        let rg = self.rg(x) || self.rg(v);
+        self.push(Op::AddAtColumn { x, v, cols }, out, rg)
+    }
+
+    // ---- custom ---------------------------------------------------------------------------------
+
+    /// Applies a fused op from another crate (see [`CustomOp`]).
+    pub fn custom(&mut self, op: Arc<dyn CustomOp>, inputs: &[Var]) -> Var {
+        let shapes: Vec<(usize, usize)> = inputs.iter().map(|&v| self.shape(v)).collect();
+        let (r, c) = op.output_shape(&shapes);
+        let mut out = self.pool.take(r, c);
+        {
+            let vals: Vec<&Array2<f32>> = inputs
+                .iter()
+                .map(|&v| &self.nodes[v.index()].value)
+                .collect();
+            op.forward(&vals, &mut out);
+        }
+        let rg = inputs.iter().any(|&v| self.rg(v));
+        let (start, len) = self.push_inputs(inputs);
+        self.push(Op::Custom { op, start, len }, out, rg)
+    }
+}
+
+impl crate::tape::BufferPool {
+    /// A buffer of the same shape as `a` (contents unspecified).
+    pub fn take_like(&mut self, a: &Array2<f32>) -> Array2<f32> {
+        self.take(a.nrows(), a.ncols())
+    }
+}
+
+// =================================================================================================
+// Backward: one exhaustive match.
+// =================================================================================================
+
+/// Pushes the adjoint `g` of node `i` (whose op is `op`) to its inputs.
+pub(crate) fn backward_node(
+    op: &Op,
+    i: usize,
+    nodes: &[Node],
+    lists: &[Var],
+    g: &Array2<f32>,
+    sink: &mut GradSink,
+    param_grads: &mut Grads,
+) {
+    let val = |v: Var| &nodes[v.index()].value;
+    let out = &nodes[i].value;
+    match op {
+        Op::Constant | Op::Variable => {}
+        Op::Param(id) => *param_grads.get_mut(*id) += g,
+
+        Op::Binary { kind, a, b } => {
+            let (va, vb) = (val(*a), val(*b));
+            let kind = *kind;
+            for (input, is_a) in [(*a, true), (*b, false)] {
+                if !sink.wants(input) {
+                    continue;
+                }
+                let partial = |x: f32, y: f32| if is_a { kind.da(x, y) } else { kind.db(x, y) };
+                let target = val(input).dim();
+                if target == g.dim() {
+                    let (dst, fresh) = sink.slot(input);
+                    binary_partial(dst, fresh, g, va, vb, partial);
+                } else {
+                    let mut full = sink.scratch(g.nrows(), g.ncols());
+                    binary_partial(&mut full, true, g, va, vb, partial);
+                    let (dst, fresh) = sink.slot(input);
+                    reduce_to(&full, target, dst, fresh);
+                    sink.give(full);
+                }
+            }
+        }
+
+        Op::Affine { x, scale, .. } => {
+            if sink.wants(*x) {
+                let (dst, fresh) = sink.slot(*x);
+                map_into(dst, fresh, g, |gi| scale * gi);
+            }
+        }
+
+        Op::Unary { kind, x } => {
+            if sink.wants(*x) {
+                let (xs, ys) = (val(*x), out);
+                let (dst, fresh) = sink.slot(*x);
+                map3_into(dst, fresh, g, xs, ys, |gi, xi, yi| gi * kind.df(xi, yi));
+            }
+        }
+
+        Op::Clamp { x, lo, hi } => {
+            if sink.wants(*x) {
+                let (lo, hi) = (*lo, *hi);
+                let xs = val(*x);
+                let (dst, fresh) = sink.slot(*x);
+                map3_into(dst, fresh, g, xs, xs, |gi, xi, _| {
+                    if xi > lo && xi < hi { gi } else { 0.0 }
+                });
+            }
+        }
+
+        Op::MatMul { a, b } => {
+            // d(a·b)/da = g · bᵀ ; d(a·b)/db = aᵀ · g
+            if sink.wants(*a) {
+                let vb = val(*b);
+                let (dst, fresh) = sink.slot(*a);
+                general_mat_mul(1.0, g, &vb.t(), if fresh { 0.0 } else { 1.0 }, dst);
+            }
+            if sink.wants(*b) {
+                let va = val(*a);
+                let (dst, fresh) = sink.slot(*b);
+                general_mat_mul(1.0, &va.t(), g, if fresh { 0.0 } else { 1.0 }, dst);
+            }
+        }
+
+        Op::Linear { x, w, b } => {
+            // y = x·w + b:  dx = g·wᵀ,  dw = xᵀ·g,  db = column sums of g
+            if sink.wants(*x) {
+                let vw = val(*w);
+                let (dst, fresh) = sink.slot(*x);
+                general_mat_mul(1.0, g, &vw.t(), if fresh { 0.0 } else { 1.0 }, dst);
+            }
+            if sink.wants(*w) {
+                let vx = val(*x);
+                let (dst, fresh) = sink.slot(*w);
+                general_mat_mul(1.0, &vx.t(), g, if fresh { 0.0 } else { 1.0 }, dst);
+            }
+            if sink.wants(*b) {
+                let (dst, fresh) = sink.slot(*b);
+                if fresh {
+                    dst.fill(0.0);
+                }
+                for row in g.rows() {
+                    dst.row_mut(0).zip_mut_with(&row, |d, &e| *d += e);
+                }
+            }
+        }
+
+        Op::Reduce { kind, x } => {
+            if sink.wants(*x) {
+                let (r, c) = val(*x).dim();
+                let (dst, fresh) = sink.slot(*x);
+                match kind {
+                    Reduce::SumAll | Reduce::MeanAll => {
+                        let scale = if *kind == Reduce::MeanAll {
+                            1.0 / (r * c) as f32
+                        } else {
+                            1.0
+                        };
+                        let v = g[[0, 0]] * scale;
+                        if fresh {
+                            dst.fill(v);
+                        } else {
+                            dst.mapv_inplace(|d| d + v);
+                        }
+                    }
+                    Reduce::RowSums | Reduce::RowMeans => {
+                        let scale = if *kind == Reduce::RowMeans {
+                            1.0 / c as f32
+                        } else {
+                            1.0
+                        };
+                        for (mut row, &gi) in dst.rows_mut().into_iter().zip(g.iter()) {
+                            let v = gi * scale;
+                            if fresh {
+                                row.fill(v);
+                            } else {
+                                row.mapv_inplace(|d| d + v);
+                            }
+                        }
+                    }
+                    Reduce::ColSums | Reduce::ColMeans => {
+                        let scale = if *kind == Reduce::ColMeans {
+                            1.0 / r as f32
+                        } else {
+                            1.0
+                        };
+                        let grow = g.row(0);
+                        for mut row in dst.rows_mut() {
+                            if fresh {
+                                row.zip_mut_with(&grow, |d, &e| *d = e * scale);
+                            } else {
+                                row.zip_mut_with(&grow, |d, &e| *d += e * scale);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        Op::Concat { start, len } => {
+            let mut col = 0;
+            for &p in &lists[*start as usize..(*start + *len) as usize] {
+                let w = val(p).ncols();
+                if sink.wants(p) {
+                    let part = g.slice(s![.., col..col + w]);
+                    let (dst, fresh) = sink.slot(p);
+                    if fresh {
+                        dst.assign(&part);
+                    } else {
+                        *dst += &part;
+                    }
+                }
+                col += w;
+            }
+        }
+
+        Op::SliceCols { x, start } => {
+            if sink.wants(*x) {
+                let w = g.ncols();
+                let (dst, fresh) = sink.slot(*x);
+                if fresh {
+                    dst.fill(0.0);
+                }
+                let mut part = dst.slice_mut(s![.., *start..*start + w]);
+                part += g;
+            }
+        }
+
+        Op::Reshape { x } => {
+            if sink.wants(*x) {
+                let (dst, fresh) = sink.slot(*x);
+                let gs = g.as_slice().expect("standard layout");
+                let d = dst.as_slice_mut().expect("standard layout");
+                if fresh {
+                    d.copy_from_slice(gs);
+                } else {
+                    d.iter_mut().zip(gs).for_each(|(d, &e)| *d += e);
+                }
+            }
+        }
+
+        Op::GatherRows { x, index } => {
+            if sink.wants(*x) {
+                let (dst, fresh) = sink.slot(*x);
+                if fresh {
+                    dst.fill(0.0);
+                }
+                for (i, &src) in index.iter().enumerate() {
+                    dst.row_mut(src as usize)
+                        .zip_mut_with(&g.row(i), |d, &e| *d += e);
+                }
+            }
+        }
+
+        Op::SegmentSum { x, csr } => {
+            if sink.wants(*x) {
+                let (dst, fresh) = sink.slot(*x);
+                if fresh {
+                    dst.fill(0.0);
+                }
+                for j in 0..csr.n_out() {
+                    let grow = g.row(j);
+                    for k in csr.offsets[j] as usize..csr.offsets[j + 1] as usize {
+                        let w = csr.weight(k);
+                        dst.row_mut(csr.sources[k] as usize)
+                            .zip_mut_with(&grow, |d, &e| *d += w * e);
+                    }
+                }
+            }
+        }
+
+        Op::SoftmaxRows { x } => {
+            // dx = y ⊙ (g − Σ_j g_j y_j), row by row
+            if sink.wants(*x) {
+                let (dst, fresh) = sink.slot(*x);
+                for ((mut drow, grow), yrow) in
+                    dst.rows_mut().into_iter().zip(g.rows()).zip(out.rows())
+                {
+                    let dot: f32 = grow.iter().zip(yrow.iter()).map(|(a, b)| a * b).sum();
+                    for ((d, &gi), &yi) in drow.iter_mut().zip(grow.iter()).zip(yrow.iter()) {
+                        let v = yi * (gi - dot);
+                        if fresh {
+                            *d = v;
+                        } else {
+                            *d += v;
+                        }
+                    }
+                }
+            }
+        }
+
+        Op::ShiftLeft { x } => {
+            // out[:, j] = x[:, j+1]  ⇒  dx[:, j+1] += g[:, j], dx[:, 0] gets nothing
+            if sink.wants(*x) {
+                let c = g.ncols();
+                let (dst, fresh) = sink.slot(*x);
+                if fresh {
+                    dst.column_mut(0).fill(0.0);
+                    dst.slice_mut(s![.., 1..]).assign(&g.slice(s![.., ..c - 1]));
+                } else {
+                    let mut tail = dst.slice_mut(s![.., 1..]);
+                    tail += &g.slice(s![.., ..c - 1]);
+                }
+            }
+        }
+
+        Op::AddAtColumn { x, v, cols } => {
+            if sink.wants(*x) {
+                sink.accumulate(*x, g);
+            }
+            if sink.wants(*v) {
+                let (dst, fresh) = sink.slot(*v);
+                for (i, &col) in cols.iter().enumerate() {
+                    let e = g[[i, col as usize]];
+                    if fresh {
+                        dst[[i, 0]] = e;
+                    } else {
+                        dst[[i, 0]] += e;
+                    }
+                }
+            }
+        }
+
+        Op::Custom { op, start, len } => {
+            let inputs = &lists[*start as usize..(*start + *len) as usize];
+            let vals: Vec<&Array2<f32>> = inputs.iter().map(|&v| val(v)).collect();
+            let mut grad_inputs: Vec<Option<Array2<f32>>> = inputs
+                .iter()
+                .map(|&v| {
+                    sink.wants(v).then(|| {
+                        let (r, c) = val(v).dim();
+                        let mut z = sink.scratch(r, c);
+                        z.fill(0.0);
+                        z
+                    })
+                })
+                .collect();
+            op.backward(&vals, out, g, &mut grad_inputs);
+            for (&v, gi) in inputs.iter().zip(grad_inputs) {
+                if let Some(gi) = gi {
+                    sink.accumulate_owned(v, gi);
+                }
+            }
+        }
+    }
+}
+
+/// `dst = f(g)` or `dst += f(g)`.
+fn map_into(dst: &mut Array2<f32>, fresh: bool, g: &Array2<f32>, f: impl Fn(f32) -> f32) {
+    let d = dst.as_slice_mut().expect("standard layout");
+    let gs = g.as_slice().expect("standard layout");
+    if fresh {
+        d.iter_mut().zip(gs).for_each(|(d, &gi)| *d = f(gi));
+    } else {
+        d.iter_mut().zip(gs).for_each(|(d, &gi)| *d += f(gi));
+    }
+}
+
+/// `dst = f(g, x, y)` or `dst += f(g, x, y)`, elementwise over equal shapes.
+fn map3_into(
+    dst: &mut Array2<f32>,
+    fresh: bool,
+    g: &Array2<f32>,
+    x: &Array2<f32>,
+    y: &Array2<f32>,
+    f: impl Fn(f32, f32, f32) -> f32,
+) {
+    let d = dst.as_slice_mut().expect("standard layout");
+    let (gs, xs, ys) = (
+        g.as_slice().expect("standard layout"),
+        x.as_slice().expect("standard layout"),
+        y.as_slice().expect("standard layout"),
+    );
+    if fresh {
+        for (((d, &gi), &xi), &yi) in d.iter_mut().zip(gs).zip(xs).zip(ys) {
+            *d = f(gi, xi, yi);
+        }
+    } else {
+        for (((d, &gi), &xi), &yi) in d.iter_mut().zip(gs).zip(xs).zip(ys) {
+            *d += f(gi, xi, yi);
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The tape (a Wengert list): an arena of nodes in the order they were computed, addressed by `Copy`
+//! handles ([`Var`]). Each node stores its operation ([`Op`], a closed enum defined in `ops.rs`) and its
+//! forward value. [`Tape::backward`] walks the nodes from the loss back to the first one and lets each
+//! node push its adjoint to its inputs (`ops.rs` holds the rule of every op). Adjoints are written on
+//! first use and accumulated in place after.
+//!
+//! All tensors are `ndarray::Array2<f32>` in standard (row-major) layout: rows = batch × entities,
+//! columns = features or pipeline slots. Buffers are recycled: [`Tape::reset`] hands every value and
+//! adjoint back to a [`BufferPool`] keyed by length, so a training loop that records the same graph
+//! every step stops allocating after the first step.
+
+use crate::ops::Op;
+use crate::params::{Grads, ParamId, ParamStore};
+use ndarray::Array2;
+use std::collections::HashMap;
+
+/// Handle of a node on a [`Tape`]. Only meaningful for the tape that created it, until its next reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Var(pub(crate) u32);
+
+impl Var {
+    /// Position of the node on its tape.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// One recorded computation: what was done, the result, and whether a gradient must flow through it.
+pub(crate) struct Node {
+    pub(crate) op: Op,
+    pub(crate) value: Array2<f32>,
+    pub(crate) requires_grad: bool,
+}
+
+/// Recycled `Vec<f32>` buffers, keyed by length. A step that records the same shapes every time
+/// takes from the pool exactly what the previous step gave back.
+#[derive(Default)]
+pub struct BufferPool {
+    free: HashMap<usize, Vec<Vec<f32>>>,
+}
+
+impl BufferPool {
+    /// A buffer of shape `(rows, cols)` with unspecified contents: the caller overwrites every element.
+    pub fn take(&mut self, rows: usize, cols: usize) -> Array2<f32> {
+        let len = rows * cols;
+        let data = match self.free.get_mut(&len).and_then(|v| v.pop()) {
+            Some(buf) => buf,
+            None => vec![0.0; len],
+        };
+        Array2::from_shape_vec((rows, cols), data).expect("pool buffer has the requested length")
+    }
+
+    /// A zero-filled buffer of shape `(rows, cols)`.
+    pub fn take_zeroed(&mut self, rows: usize, cols: usize) -> Array2<f32> {
+        let mut a = self.take(rows, cols);
+        a.fill(0.0);
+        a
+    }
+
+    /// Hands a buffer back for reuse.
+    pub fn give(&mut self, array: Array2<f32>) {
+        if !array.is_standard_layout() || array.is_empty() {
+            return;
+        }
+        let (data, offset) = array.into_raw_vec_and_offset();
+        if offset.is_some_and(|o| o != 0) {
+            return;
+        }
+        self.free.entry(data.len()).or_default().push(data);
+    }
+
+    /// Number of buffers currently waiting for reuse.
+    pub fn len(&self) -> usize {
+        self.free.values().map(|v| v.len()).sum()
+    }
+
+    /// True when no buffer is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The recording of one computation, reusable across steps.
+///
+/// ```
+/// use hdpo_autodiff::{ParamStore, Tape};
+/// use ndarray::array;
+/// let mut store = ParamStore::new();
+/// let w = store.add("w", array![[2.0f32]]);
+/// let mut tape = Tape::new();
+/// let x = tape.constant(array![[3.0f32]]);
+/// let wv = tape.param(&store, w);
+/// let y = tape.mul(x, wv);          // y = 6
+/// let loss = tape.sum_all(y);
+/// let mut grads = store.zero_grads();
+/// tape.backward(loss, &mut grads);
+/// assert_eq!(grads.get(w)[[0, 0]], 3.0); // dy/dw = x
+/// ```
+pub struct Tape {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) grads: Vec<Option<Array2<f32>>>,
+    /// Input lists of ops with a variable number of inputs (concat, custom ops), as ranges into this.
+    pub(crate) input_lists: Vec<Var>,
+    /// The node of each parameter used since the last reset, so a parameter is copied once per step.
+    param_vars: Vec<Option<Var>>,
+    pub(crate) pool: BufferPool,
+    recording: bool,
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tape {
+    /// An empty tape in recording mode.
+    pub fn new() -> Self {
+        Tape {
+            nodes: Vec::new(),
+            grads: Vec::new(),
+            input_lists: Vec::new(),
+            param_vars: Vec::new(),
+            pool: BufferPool::default(),
+            recording: true,
+        }
+    }
+
+    /// An empty tape in no-grad mode: ops compute values but record no graph (see [`Tape::set_recording`]).
+    pub fn no_grad() -> Self {
+        let mut t = Self::new();
+        t.recording = false;
+        t
+    }
+
+    /// Switches recording on or off. With recording off, the same user code runs, every result is a
+    /// constant, and [`Tape::backward`] has nothing to do. Evaluation loops call [`Tape::reset`] every
+    /// period so memory stays flat.
+    pub fn set_recording(&mut self, on: bool) {
+        self.recording = on;
+    }
+
+    /// True when ops are recorded for a backward pass.
+    pub fn is_recording(&self) -> bool {
+        self.recording
+    }
+
+    /// Forgets every node and recycles all buffers. Handles from before the reset become invalid.
+    pub fn reset(&mut self) {
+        for node in self.nodes.drain(..) {
+            self.pool.give(node.value);
+        }
+        for g in self.grads.drain(..).flatten() {
+            self.pool.give(g);
+        }
+        self.input_lists.clear();
+        self.param_vars.iter_mut().for_each(|v| *v = None);
+    }
+
+    /// Number of nodes recorded since the last reset.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when nothing has been recorded since the last reset.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The forward value of a node.
+    pub fn value(&self, v: Var) -> &Array2<f32> {
+        &self.nodes[v.index()].value
+    }
+
+    /// The shape `(rows, cols)` of a node's value.
+    pub fn shape(&self, v: Var) -> (usize, usize) {
+        self.nodes[v.index()].value.dim()
+    }
+
+    /// The scalar value of a `(1, 1)` node.
+    pub fn scalar(&self, v: Var) -> f32 {
+        let a = self.value(v);
+        assert_eq!(
+            a.dim(),
+            (1, 1),
+            "scalar() needs a (1, 1) node, got {:?}",
+            a.dim()
+        );
+        a[[0, 0]]
+    }
+
+    /// The adjoint d(loss)/d(node) after [`Tape::backward`], if a gradient reached the node.
+    pub fn grad(&self, v: Var) -> Option<&Array2<f32>> {
+        self.grads.get(v.index()).and_then(|g| g.as_ref())
+    }
+
+    /// True when a gradient will flow through this node.
+    pub fn requires_grad(&self, v: Var) -> bool {
+        self.nodes[v.index()].requires_grad
+    }
+
+    /// Borrows a pooled buffer of shape `(rows, cols)` with unspecified contents (for custom ops and
+    /// callers that want to fill a constant without allocating).
+    pub fn take_buffer(&mut self, rows: usize, cols: usize) -> Array2<f32> {
+        self.pool.take(rows, cols)
+    }
+
+    // ---- leaves ---------------------------------------------------------------------------------
+
+    /// A constant input (no gradient). Takes ownership of the array; its buffer is recycled at reset.
+    pub fn constant(&mut self, value: Array2<f32>) -> Var {
+        let value = self.standardize(value);
+        self.push_leaf(Op::Constant, value, false)
+    }
+
+    /// A constant input copied from a view into a pooled buffer (no allocation in steady state).
+    pub fn constant_from(&mut self, value: ndarray::ArrayView2<f32>) -> Var {
+        let (r, c) = value.dim();
+        let mut buf = self.pool.take(r, c);
+        buf.assign(&value);
+        self.push_leaf(Op::Constant, buf, false)
+    }
+
+    /// A constant filled with one value.
+    pub fn full(&mut self, rows: usize, cols: usize, value: f32) -> Var {
+        let mut buf = self.pool.take(rows, cols);
+        buf.fill(value);
+        self.push_leaf(Op::Constant, buf, false)
+    }
+
+    /// A leaf that receives a gradient (read it with [`Tape::grad`] after backward). Used by
+    /// gradient checks and by callers that want d(loss)/d(input).
+    pub fn variable(&mut self, value: Array2<f32>) -> Var {
+        let value = self.standardize(value);
+        let rec = self.recording;
+        self.push_leaf(Op::Variable, value, rec)
+    }
+
+    /// The node of parameter `id`. The first use after a reset copies the value onto the tape; later
+    /// uses return the same node, so its gradient is accumulated once into [`Grads`].
+    pub fn param(&mut self, store: &ParamStore, id: ParamId) -> Var {
+        if self.param_vars.len() < store.len() {
+            self.param_vars.resize(store.len(), None);
+        }
+        if let Some(v) = self.param_vars[id.index()] {
+            return v;
+        }
+        let src = store.value(id);
+        let mut buf = self.pool.take(src.nrows(), src.ncols());
+        buf.assign(src);
+        let rec = self.recording;
+        let v = self.push_leaf(Op::Param(id), buf, rec);
+        self.param_vars[id.index()] = Some(v);
+        v
+    }
+
+    fn standardize(&mut self, value: Array2<f32>) -> Array2<f32> {
+        if value.is_standard_layout() {
+            value
+        } else {
+            let mut buf = self.pool.take(value.nrows(), value.ncols());
+            buf.assign(&value);
+            buf
+        }
+    }
+
+    fn push_leaf(&mut self, op: Op, value: Array2<f32>, requires_grad: bool) -> Var {
+        let op = if self.recording { op } else { Op::Constant };
+        self.nodes.push(Node {
+            op,
+            value,
+            requires_grad,
+        });
+        Var(self.nodes.len() as u32 - 1)
+    }
+
+    /// Appends the result of an op. In no-grad mode (or when no input needs a gradient) the op is
+    /// stored as a constant so the backward sweep skips it.
+    pub(crate) fn push(&mut self, op: Op, value: Array2<f32>, inputs_require_grad: bool) -> Var {
+        let requires_grad = self.recording && inputs_require_grad;
+        let op = if requires_grad { op } else { Op::Constant };
+        self.nodes.push(Node {
+            op,
+            value,
+            requires_grad,
+        });
+        Var(self.nodes.len() as u32 - 1)
+    }
+
+    /// Stores a variable-length input list and returns its range (for `Op::Concat`, `Op::Custom`).
+    pub(crate) fn push_inputs(&mut self, inputs: &[Var]) -> (u32, u32) {
+        let start = self.input_lists.len() as u32;
+        self.input_lists.extend_from_slice(inputs);
+        (start, inputs.len() as u32)
+    }
+
+    // ---- backward -------------------------------------------------------------------------------
+
+    /// Reverse sweep from `loss` (a `(1, 1)` node): seeds d(loss)/d(loss) = 1, visits every node from
+    /// `loss` down to the first, and lets each push its adjoint to its inputs. Parameter adjoints are
+    /// **added** into `grads` (so several losses or shards can accumulate; zero `grads` first for a
+    /// fresh gradient). Adjoints of other nodes stay readable with [`Tape::grad`] until the next reset.
+    pub fn backward(&mut self, loss: Var, grads: &mut Grads) {
+        assert_eq!(
+            self.shape(loss),
+            (1, 1),
+            "backward() starts from a (1, 1) loss"
+        );
+        for g in self.grads.drain(..).flatten() {
+            self.pool.give(g);
+        }
+        self.grads.resize_with(self.nodes.len(), || None);
+        if !self.nodes[loss.index()].requires_grad {
+            return;
+        }
+        let mut seed = self.pool.take(1, 1);
+        seed.fill(1.0);
+        self.grads[loss.index()] = Some(seed);
+
+        for i in (0..=loss.index()).rev() {
+            if !self.nodes[i].requires_grad {
+                continue;
+            }
+            let Some(g) = self.grads[i].take() else {
+                continue;
+            };
+            let mut sink = GradSink {
+                nodes: &self.nodes,
+                grads: &mut self.grads,
+                pool: &mut self.pool,
+            };
+            crate::ops::backward_node(
+                &self.nodes[i].op,
+                i,
+                &self.nodes,
+                &self.input_lists,
+                &g,
+                &mut sink,
+                grads,
+            );
+            self.grads[i] = Some(g);
+        }
+    }
+}
+
+/// Where backward rules write adjoints: the first write to an input's adjoint takes a pooled buffer
+/// and overwrites it (`fresh == true`), later writes add into it.
+pub struct GradSink<'a> {
+    pub(crate) nodes: &'a [Node],
+    pub(crate) grads: &'a mut Vec<Option<Array2<f32>>>,
+    pub(crate) pool: &'a mut BufferPool,
+}
+
+impl GradSink<'_> {
+    /// True when a gradient must be delivered to `v`.
+    pub fn wants(&self, v: Var) -> bool {
+        self.nodes[v.index()].requires_grad
+    }
+
+    /// The adjoint buffer of `v` and whether it is fresh (contents unspecified: overwrite, don't add).
+    pub fn slot(&mut self, v: Var) -> (&mut Array2<f32>, bool) {
+        let i = v.index();
+        let fresh = self.grads[i].is_none();
+        if fresh {
+            let (r, c) = self.nodes[i].value.dim();
+            self.grads[i] = Some(self.pool.take(r, c));
+        }
+        (self.grads[i].as_mut().expect("slot was just filled"), fresh)
+    }
+
+    /// A scratch buffer from the pool (give it back with [`GradSink::give`]).
+    pub fn scratch(&mut self, rows: usize, cols: usize) -> Array2<f32> {
+        self.pool.take(rows, cols)
+    }
+
+    /// Returns a scratch buffer to the pool.
+    pub fn give(&mut self, a: Array2<f32>) {
+        self.pool.give(a);
+    }
+
+    /// Hands a finished adjoint contribution for `v` over: stored as is if `v` has none yet,
+    /// otherwise added and the buffer recycled.
+    pub fn accumulate_owned(&mut self, v: Var, delta: Array2<f32>) {
+        let i = v.index();
+        match self.grads[i].as_mut() {
+            None => self.grads[i] = Some(delta),
+            Some(dst) => {
+                *dst += &delta;
+                self.pool.give(delta);
+            }
+        }
+    }
+
+    /// Adds (or writes, if fresh) a whole array into the adjoint of `v`.
+    pub fn accumulate(&mut self, v: Var, delta: &Array2<f32>) {
+        let (dst, fresh) = self.slot(v);
+        if fresh {
+            dst.assign(delta);
+        } else {
+            *dst += delta;
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Every op of the engine, checked against central finite differences with `gradcheck`.
+//! Inputs are drawn away from kinks (relu at 0, clamp bounds, min/max ties) by more than the step.
+
+use hdpo_autodiff::gradcheck::{GradcheckOptions, check, check_directional};
+use hdpo_autodiff::{Csr, CustomOp, Tape, Var};
+use ndarray::Array2;
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use std::sync::Arc;
+
+/// Random matrix with entries in ±[0.2, 1.5] (bounded away from 0, the kink of relu/abs/clamp).
+fn away_from_zero(r: usize, c: usize, seed: u64) -> Array2<f32> {
+    let mut rng = Pcg64Mcg::seed_from_u64(seed);
+    Array2::from_shape_simple_fn((r, c), || {
+        let m: f32 = rng.random_range(0.2..1.5);
+        if rng.random::<bool>() { m } else { -m }
+    })
+}
+
+fn positive(r: usize, c: usize, seed: u64) -> Array2<f32> {
+    away_from_zero(r, c, seed).mapv(f32::abs)
+}
+
+fn assert_ok(name: &str, inputs: &[Array2<f32>], f: impl Fn(&mut Tape, &[Var]) -> Var) {
+    let report = check(inputs, f, &GradcheckOptions::default());
+    assert!(report.passed, "{name}: {report}");
+    assert!(report.checked > 0, "{name}: nothing checked");
+}
+
+#[test]
+fn binary_ops_same_shape() {
+    let a = away_from_zero(3, 4, 1);
+    let b = away_from_zero(3, 4, 2);
+    assert_ok("add", &[a.clone(), b.clone()], |t, v| t.add(v[0], v[1]));
+    assert_ok("sub", &[a.clone(), b.clone()], |t, v| t.sub(v[0], v[1]));
+    assert_ok("mul", &[a.clone(), b.clone()], |t, v| t.mul(v[0], v[1]));
+    assert_ok("div", &[a.clone(), b.clone()], |t, v| t.div(v[0], v[1]));
+    // min/max: make sure no tie within the step
+    let c = &b + 0.1 * &a.mapv(f32::signum);
+    assert_ok("minimum", &[a.clone(), c.clone()], |t, v| {
+        t.minimum(v[0], v[1])
+    });
+    assert_ok("maximum", &[a, c], |t, v| t.maximum(v[0], v[1]));
+}
+
+#[test]
+fn binary_ops_broadcast_rows_columns_scalars() {
+    let a = away_from_zero(4, 3, 3);
+    for (shape, seed) in [((1, 3), 4), ((4, 1), 5), ((1, 1), 6)] {
+        let b = away_from_zero(shape.0, shape.1, seed);
+        assert_ok("add bcast", &[a.clone(), b.clone()], |t, v| {
+            t.add(v[0], v[1])
+        });
+        assert_ok("sub bcast", &[a.clone(), b.clone()], |t, v| {
+            t.sub(v[0], v[1])
+        });
+        assert_ok("mul bcast", &[a.clone(), b.clone()], |t, v| {
+            t.mul(v[0], v[1])
+        });
+        assert_ok("div bcast", &[a.clone(), b.clone()], |t, v| {
+            t.div(v[0], v[1])
+        });
+        // broadcast on the left operand too
+        assert_ok("sub bcast left", &[b.clone(), a.clone()], |t, v| {
+            t.sub(v[0], v[1])
+        });
+        assert_ok("div bcast left", &[b.clone(), a.clone()], |t, v| {
+            t.div(v[0], v[1])
+        });
+        let shifted = &b + 3.0; // no ties with a (|a| < 1.5)
+        assert_ok("min bcast", &[a.clone(), shifted.clone()], |t, v| {
+            t.minimum(v[0], v[1])
+        });
+        assert_ok("max bcast", &[a.clone(), shifted], |t, v| {
+            t.maximum(v[0], v[1])
+        });
+    }
+}
+
+#[test]
+fn affine_and_unary_ops() {
+    let x = away_from_zero(3, 5, 7);
+    assert_ok("affine", &[x.clone()], |t, v| t.affine(v[0], -1.7, 0.3));
+    assert_ok("relu", &[x.clone()], |t, v| t.relu(v[0]));
+    assert_ok("elu", &[x.clone()], |t, v| t.elu(v[0]));
+    assert_ok("softplus", &[x.clone()], |t, v| t.softplus(v[0]));
+    assert_ok("sigmoid", &[x.clone()], |t, v| t.sigmoid(v[0]));
+    assert_ok("tanh", &[x.clone()], |t, v| t.tanh(v[0]));
+    assert_ok("exp", &[x.clone()], |t, v| t.exp(v[0]));
+    assert_ok("abs", &[x.clone()], |t, v| t.abs(v[0]));
+    assert_ok("square", &[x.clone()], |t, v| t.square(v[0]));
+    let p = positive(3, 5, 8);
+    assert_ok("log", &[p.clone()], |t, v| t.log(v[0]));
+    assert_ok("sqrt", &[p], |t, v| t.sqrt(v[0]));
+    // softplus in its linear region (PyTorch threshold 20) and far negative
+    let big = Array2::from_shape_vec((1, 3), vec![25.0, 40.0, -30.0]).unwrap();
+    assert_ok("softplus large", &[big], |t, v| t.softplus(v[0]));
+}
+
+#[test]
+fn clamp_inside_and_outside() {
+    // values at least 0.2 away from the bounds -0.5 and 0.5
+    let x =
+        Array2::from_shape_vec((2, 4), vec![-1.2, -0.8, -0.2, 0.0, 0.25, 0.8, 1.3, -0.1]).unwrap();
+    assert_ok("clamp", &[x.clone()], |t, v| t.clamp(v[0], -0.5, 0.5));
+    assert_ok("clamp_min", &[x.clone()], |t, v| t.clamp_min(v[0], -0.5));
+    assert_ok("clamp_max", &[x], |t, v| t.clamp_max(v[0], 0.5));
+}
+
+#[test]
+fn matmul_and_linear() {
+    let a = away_from_zero(4, 3, 9);
+    let b = away_from_zero(3, 5, 10);
+    assert_ok("matmul", &[a.clone(), b.clone()], |t, v| {
+        t.matmul(v[0], v[1])
+    });
+    let bias = away_from_zero(1, 5, 11);
+    assert_ok("linear", &[a, b, bias], |t, v| t.linear(v[0], v[1], v[2]));
+}
+
+#[test]
+fn reductions() {
+    let x = away_from_zero(4, 3, 12);
+    assert_ok("sum_all", &[x.clone()], |t, v| t.sum_all(v[0]));
+    assert_ok("mean_all", &[x.clone()], |t, v| t.mean_all(v[0]));
+    assert_ok("row_sums", &[x.clone()], |t, v| t.row_sums(v[0]));
+    assert_ok("row_means", &[x.clone()], |t, v| t.row_means(v[0]));
+    assert_ok("col_sums", &[x.clone()], |t, v| t.col_sums(v[0]));
+    assert_ok("col_means", &[x], |t, v| t.col_means(v[0]));
+}
+
+#[test]
+fn layout_ops() {
+    let a = away_from_zero(3, 2, 13);
+    let b = away_from_zero(3, 4, 14);
+    assert_ok("concat", &[a.clone(), b.clone()], |t, v| {
+        t.concat_cols(&[v[0], v[1], v[0]])
+    });
+    assert_ok("slice", &[b.clone()], |t, v| t.slice_cols(v[0], 1, 2));
+    assert_ok("column", &[b.clone()], |t, v| t.column(v[0], 3));
+    assert_ok("reshape", &[b], |t, v| t.reshape(v[0], 6, 2));
+}
+
+#[test]
+fn gather_and_segment_sum() {
+    let x = away_from_zero(4, 3, 15);
+    let index: Arc<[u32]> = Arc::from(vec![2u32, 0, 2, 3, 1]);
+    assert_ok("gather_rows", &[x.clone()], move |t, v| {
+        t.gather_rows(v[0], index.clone())
+    });
+    let csr = Arc::new(Csr::from_triples(
+        3,
+        &[
+            (0, 1, 0.5),
+            (0, 3, 1.0),
+            (2, 0, 0.7),
+            (2, 1, 0.2),
+            (2, 2, 1.0),
+        ],
+    ));
+    assert_ok("segment_sum", &[x], move |t, v| {
+        t.segment_sum(v[0], csr.clone())
+    });
+}
+
+#[test]
+fn softmax_rows() {
+    let x = away_from_zero(3, 4, 16);
+    assert_ok("softmax_rows", &[x], |t, v| t.softmax_rows(v[0]));
+}
+
+#[test]
+fn pipeline_ops() {
+    let pipe = away_from_zero(4, 3, 17);
+    let order = away_from_zero(4, 1, 18);
+    assert_ok("shift_left", &[pipe.clone()], |t, v| t.shift_left(v[0]));
+    let cols: Arc<[u32]> = Arc::from(vec![0u32, 2, 1, 2]);
+    assert_ok("add_at_column", &[pipe, order], move |t, v| {
+        t.add_at_column(v[0], v[1], cols.clone())
+    });
+}
+
+/// A fused op defined outside the engine: `y = a · b + softplus(c)`, with a hand-written VJP.
+struct MulAddSoftplus;
+
+impl CustomOp for MulAddSoftplus {
+    fn name(&self) -> &str {
+        "mul_add_softplus"
+    }
+    fn output_shape(&self, inputs: &[(usize, usize)]) -> (usize, usize) {
+        assert!(inputs.iter().all(|&s| s == inputs[0]));
+        inputs[0]
+    }
+    fn forward(&self, inputs: &[&Array2<f32>], output: &mut Array2<f32>) {
+        ndarray::Zip::from(output)
+            .and(inputs[0])
+            .and(inputs[1])
+            .and(inputs[2])
+            .for_each(|y, &a, &b, &c| *y = a * b + hdpo_autodiff::Unary::Softplus.f(c));
+    }
+    fn backward(
+        &self,
+        inputs: &[&Array2<f32>],
+        _output: &Array2<f32>,
+        g: &Array2<f32>,
+        grad_inputs: &mut [Option<Array2<f32>>],
+    ) {
+        if let Some(ga) = grad_inputs[0].as_mut() {
+            *ga += &(g * inputs[1]);
+        }
+        if let Some(gb) = grad_inputs[1].as_mut() {
+            *gb += &(g * inputs[0]);
+        }
+        if let Some(gc) = grad_inputs[2].as_mut() {
+            *gc += &(g * &inputs[2].mapv(hdpo_autodiff::ops::sigmoid));
+        }
+    }
+}
+
+#[test]
+fn custom_op() {
+    let op: Arc<dyn CustomOp> = Arc::new(MulAddSoftplus);
+    let ins = [
+        away_from_zero(3, 3, 19),
+        away_from_zero(3, 3, 20),
+        away_from_zero(3, 3, 21),
+    ];
+    assert_ok("custom", &ins, move |t, v| t.custom(op.clone(), v));
+}
+
+#[test]
+fn reused_inputs_accumulate() {
+    // x used three times: the adjoint must be the sum of the three paths
+    let x = away_from_zero(3, 3, 22);
+    assert_ok("x*x + elu(x)", &[x], |t, v| {
+        let sq = t.mul(v[0], v[0]);
+        let e = t.elu(v[0]);
+        t.add(sq, e)
+    });
+}
+
+#[test]
+fn directional_check_on_a_large_mlp() {
+    let x = away_from_zero(256, 8, 23);
+    let w1 = away_from_zero(8, 32, 24).mapv(|v| v * 0.3);
+    let b1 = away_from_zero(1, 32, 25);
+    let w2 = away_from_zero(32, 1, 26).mapv(|v| v * 0.3);
+    let b2 = away_from_zero(1, 1, 27);
+    let report = check_directional(
+        &[x, w1, b1, w2, b2],
+        |t, v| {
+            let h = t.linear(v[0], v[1], v[2]);
+            let h = t.elu(h);
+            let o = t.linear(h, v[3], v[4]);
+            t.softplus(o)
+        },
+        8,
+        &GradcheckOptions::default(),
+    );
+    assert!(report.passed, "{report}");
+    assert_eq!(report.checked, 8);
+}
+
+#[test]
+fn gradcheck_detects_a_wrong_gradient() {
+    // A deliberately wrong VJP must fail: the check can fail.
+    struct Wrong;
+    impl CustomOp for Wrong {
+        fn name(&self) -> &str {
+            "wrong"
+        }
+        fn output_shape(&self, i: &[(usize, usize)]) -> (usize, usize) {
+            i[0]
+        }
+        fn forward(&self, inputs: &[&Array2<f32>], out: &mut Array2<f32>) {
+            out.assign(&inputs[0].mapv(|x| x * x));
+        }
+        fn backward(
+            &self,
+            inputs: &[&Array2<f32>],
+            _: &Array2<f32>,
+            g: &Array2<f32>,
+            gi: &mut [Option<Array2<f32>>],
+        ) {
+            if let Some(d) = gi[0].as_mut() {
+                *d += &(g * inputs[0]); // should be 2x
+            }
+        }
+    }
+    let op: Arc<dyn CustomOp> = Arc::new(Wrong);
+    let report = check(
+        &[away_from_zero(2, 2, 28)],
+        move |t, v| t.custom(op.clone(), v),
+        &GradcheckOptions::default(),
+    );
+    assert!(!report.passed, "{report}");
+    assert!(report.worst.is_some());
+}
