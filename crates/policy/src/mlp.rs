@@ -1,0 +1,123 @@
+//! Multi-layer perceptrons on the tape: the building block of every neural policy. Layers are
+//! `x · w + b` with `w: (in, out)` (PyTorch stores `(out, in)`; fixtures are transposed on import),
+//! initialised like PyTorch's `nn.Linear` (U(±1/√fan_in)).
+
+use hdpo_autodiff::optim::init;
+use hdpo_autodiff::{ParamId, ParamStore, Tape, Var};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// An elementwise activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// No activation.
+    Identity,
+    /// `max(x, 0)`.
+    Relu,
+    /// ELU with α = 1.
+    Elu,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// Softplus (threshold 20).
+    Softplus,
+}
+
+impl Activation {
+    /// Applies the activation on the tape.
+    pub fn apply(self, tape: &mut Tape, x: Var) -> Var {
+        match self {
+            Activation::Identity => x,
+            Activation::Relu => tape.relu(x),
+            Activation::Elu => tape.elu(x),
+            Activation::Tanh => tape.tanh(x),
+            Activation::Sigmoid => tape.sigmoid(x),
+            Activation::Softplus => tape.softplus(x),
+        }
+    }
+}
+
+/// The shape of an MLP: input width, hidden widths, output width and activations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MlpSpec {
+    /// Number of input features.
+    pub input: usize,
+    /// Width of each hidden layer (may be empty: a single linear layer).
+    pub hidden: Vec<usize>,
+    /// Number of outputs.
+    pub output: usize,
+    /// Activation after each hidden layer.
+    pub hidden_activation: Activation,
+    /// Activation after the output layer.
+    pub output_activation: Activation,
+}
+
+impl MlpSpec {
+    /// Multiply-adds per sample of one forward pass.
+    pub fn macs_per_sample(&self) -> usize {
+        let mut widths = vec![self.input];
+        widths.extend(&self.hidden);
+        widths.push(self.output);
+        widths.windows(2).map(|w| w[0] * w[1]).sum()
+    }
+}
+
+/// An MLP whose weights live in a [`ParamStore`] under `"{name}.{layer}.weight"` / `".bias"`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    /// Its shape.
+    pub spec: MlpSpec,
+    /// `(weight, bias)` of each layer, input to output.
+    pub layers: Vec<(ParamId, ParamId)>,
+}
+
+impl Mlp {
+    /// Adds the layers to `store`, initialised like PyTorch's `nn.Linear`.
+    pub fn new<R: Rng + ?Sized>(
+        store: &mut ParamStore,
+        name: &str,
+        spec: MlpSpec,
+        rng: &mut R,
+    ) -> Mlp {
+        let mut widths = vec![spec.input];
+        widths.extend(&spec.hidden);
+        widths.push(spec.output);
+        let layers = widths
+            .windows(2)
+            .enumerate()
+            .map(|(k, w)| {
+                let (weight, bias) = init::linear(w[0], w[1], rng);
+                (
+                    store.add(format!("{name}.{k}.weight"), weight),
+                    store.add(format!("{name}.{k}.bias"), bias),
+                )
+            })
+            .collect();
+        Mlp { spec, layers }
+    }
+
+    /// Sets every bias of the output layer to `value` (the reference's `initial_bias`).
+    pub fn set_output_bias(&self, store: &mut ParamStore, value: f32) {
+        let (_, bias) = *self.layers.last().expect("an MLP has at least one layer");
+        store.value_mut(bias).fill(value);
+    }
+
+    /// `x: (rows, input)` → `(rows, output)`.
+    pub fn forward(&self, tape: &mut Tape, store: &ParamStore, x: Var) -> Var {
+        let last = self.layers.len() - 1;
+        let mut h = x;
+        for (k, &(w, b)) in self.layers.iter().enumerate() {
+            let (wv, bv) = (tape.param(store, w), tape.param(store, b));
+            h = tape.linear(h, wv, bv);
+            let act = if k == last {
+                self.spec.output_activation
+            } else {
+                self.spec.hidden_activation
+            };
+            h = act.apply(tape, h);
+        }
+        h
+    }
+}
