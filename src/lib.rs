@@ -7,3 +7,5 @@ pub use hdpo_autodiff as autodiff;
 pub use hdpo_policy as policy;
 pub use hdpo_sim as sim;
 pub use hdpo_train as train;
+
+pub mod cli;

@@ -16,6 +16,7 @@
 pub mod custom;
 mod dot;
 pub mod gradcheck;
+pub mod kernels;
 pub mod ops;
 pub mod optim;
 pub mod params;

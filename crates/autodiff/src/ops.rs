@@ -16,6 +16,7 @@
 //! adjoint over the broadcast axes.
 
 use crate::custom::CustomOp;
+use crate::kernels;
 use crate::params::{Grads, ParamId};
 use crate::tape::{GradSink, Node, Tape, Var};
 use ndarray::linalg::general_mat_mul;
@@ -164,22 +165,20 @@ impl Unary {
                 }
             }
             Unary::Elu => {
-                if x > 0.0 {
-                    x
-                } else {
-                    x.exp_m1()
-                }
+                // branch-free so the loop vectorises: both sides computed, one selected
+                let negative = kernels::exp(x.min(0.0)) - 1.0;
+                if x > 0.0 { x } else { negative }
             }
             Unary::Softplus => {
                 if x > SOFTPLUS_THRESHOLD {
                     x
                 } else {
-                    x.exp().ln_1p()
+                    kernels::exp(x).ln_1p()
                 }
             }
             Unary::Sigmoid => sigmoid(x),
             Unary::Tanh => x.tanh(),
-            Unary::Exp => x.exp(),
+            Unary::Exp => kernels::exp(x),
             Unary::Log => x.ln(),
             Unary::Abs => x.abs(),
             Unary::Square => x * x,
@@ -231,15 +230,11 @@ impl Unary {
     }
 }
 
-/// Numerically stable logistic function.
+/// Logistic function `1 / (1 + e⁻ˣ)`, branch-free (the fast exponential saturates instead of
+/// overflowing, so large |x| give 0 or 1 without NaN).
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
+    1.0 / (1.0 + kernels::exp(-x))
 }
 
 // =================================================================================================
@@ -588,11 +583,14 @@ impl Tape {
             .value
             .as_slice()
             .expect("standard layout");
-        out.as_slice_mut()
-            .expect("standard layout")
-            .iter_mut()
-            .zip(xs)
-            .for_each(|(o, &v)| *o = kind.f(v));
+        let o = out.as_slice_mut().expect("standard layout");
+        // one monomorphised, vectorised loop per function
+        macro_rules! each {
+            ($($k:ident),*) => { match kind { $(Unary::$k => kernels::map1(o, xs, |v| Unary::$k.f(v)),)* } };
+        }
+        each!(
+            Relu, Elu, Softplus, Sigmoid, Tanh, Exp, Log, Abs, Square, Sqrt
+        );
         let rg = self.rg(x);
         self.push(Op::Unary { kind, x }, out, rg)
     }
@@ -994,7 +992,20 @@ pub(crate) fn backward_node(
             if sink.wants(*x) {
                 let (xs, ys) = (val(*x), out);
                 let (dst, fresh) = sink.slot(*x);
-                map3_into(dst, fresh, g, xs, ys, |gi, xi, yi| gi * kind.df(xi, yi));
+                let d = dst.as_slice_mut().expect("standard layout");
+                let (gs, xs, ys) = (
+                    g.as_slice().expect("layout"),
+                    xs.as_slice().expect("layout"),
+                    ys.as_slice().expect("layout"),
+                );
+                macro_rules! each {
+                    ($($k:ident),*) => { match kind {
+                        $(Unary::$k => kernels::map3(d, !fresh, gs, xs, ys, |gi, xi, yi| gi * Unary::$k.df(xi, yi)),)*
+                    } };
+                }
+                each!(
+                    Relu, Elu, Softplus, Sigmoid, Tanh, Exp, Log, Abs, Square, Sqrt
+                );
             }
         }
 

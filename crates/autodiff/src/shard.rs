@@ -36,7 +36,27 @@ impl ShardedTapes {
     where
         F: Fn(usize, &mut Tape, &ParamStore) -> Var + Sync,
     {
-        let losses: Vec<f32> = self
+        let (out, grads) = self
+            .try_gradients(store, |k, tape, store| {
+                Ok::<_, ()>((loss_of_shard(k, tape, store), ()))
+            })
+            .expect("infallible");
+        (out.into_iter().map(|(loss, ())| loss).collect(), grads)
+    }
+
+    /// Like [`ShardedTapes::gradients`] for a fallible closure that also returns a per-shard value
+    /// (e.g. the shard's reported cost). The first error in shard order is returned.
+    pub fn try_gradients<F, T, E>(
+        &mut self,
+        store: &ParamStore,
+        loss_of_shard: F,
+    ) -> Result<(Vec<(f32, T)>, Grads), E>
+    where
+        F: Fn(usize, &mut Tape, &ParamStore) -> Result<(Var, T), E> + Sync,
+        T: Send,
+        E: Send,
+    {
+        let results: Vec<Result<(f32, T), E>> = self
             .tapes
             .par_iter_mut()
             .zip(self.grads.par_iter_mut())
@@ -45,15 +65,16 @@ impl ShardedTapes {
                 tape.reset();
                 let g = grads.get_or_insert_with(|| store.zero_grads());
                 g.zero();
-                let loss = loss_of_shard(shard, tape, store);
+                let (loss, extra) = loss_of_shard(shard, tape, store)?;
                 tape.backward(loss, g);
-                tape.scalar(loss)
+                Ok((tape.scalar(loss), extra))
             })
             .collect();
+        let results: Vec<(f32, T)> = results.into_iter().collect::<Result<_, E>>()?;
         let mut total = self.grads[0].clone().expect("shard 0 ran");
         for g in self.grads[1..].iter().flatten() {
             total.add_assign(g);
         }
-        (losses, total)
+        Ok((results, total))
     }
 }

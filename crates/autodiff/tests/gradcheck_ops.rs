@@ -1,5 +1,6 @@
 //! Every op of the engine, checked against central finite differences with `gradcheck`.
 //! Inputs are drawn away from kinks (relu at 0, clamp bounds, min/max ties) by more than the step.
+#![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better than `from_ref` in these checks
 
 use hdpo_autodiff::gradcheck::{GradcheckOptions, check, check_directional};
 use hdpo_autodiff::{Csr, CustomOp, Tape, Var};

@@ -1,7 +1,22 @@
 //! Policies: neural networks (MLP, symmetry-aware, GNN) and parametric heuristics that map an
 //! observation of the inventory network to orders and shipments.
+//!
+//! Read in this order: [`observation`] (what a policy sees, on the tape), [`spec`] (every policy's
+//! architecture and hyper-parameters as serde data), [`policy`] (building a spec for a network and
+//! acting), [`mlp`] and [`allocation`] (the shared building blocks), then the bigger networks
+//! [`symmetry`] and [`gnn`], and [`saved`] (policy files).
 
 pub mod allocation;
+pub mod gnn;
 pub mod mlp;
+pub mod observation;
+pub mod policy;
+pub mod saved;
+pub mod spec;
+pub mod symmetry;
 
 pub use mlp::{Activation, Mlp, MlpSpec};
+pub use observation::{Feature, NetworkShape, Observation};
+pub use policy::{Policy, PolicyError};
+pub use saved::SavedPolicy;
+pub use spec::{POLICY_KINDS, PolicySpec};

@@ -1,1 +1,17 @@
-//! The HDPO trainer: rollouts on the tape, Adam steps, dev/test evaluation and the experiment harness.
+//! The HDPO trainer: rollouts on the tape, Adam steps, dev/test evaluation, checkpoints and the
+//! experiment harness.
+//!
+//! Read in this order: [`config`] (what a run is), [`rollout`] (a policy simulated on the tape or
+//! tape-free), [`trainer`] (the HDPO loop), [`checkpoint`] (resume).
+
+pub mod checkpoint;
+pub mod config;
+pub mod rollout;
+pub mod run;
+pub mod trainer;
+
+pub use checkpoint::{Checkpoint, write_atomic};
+pub use config::{LrSchedule, TrainConfig, TrainConfigError};
+pub use rollout::{PolicyEvaluator, TapeRollout, rollout_on_tape};
+pub use run::RunDir;
+pub use trainer::{Best, EpochRecord, StopReason, TrainError, Trainer, evaluate_policy};

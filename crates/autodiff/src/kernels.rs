@@ -1,0 +1,145 @@
+//! Elementwise kernels: branch-free scalar formulas applied over slices so the compiler vectorises
+//! them, with a run-time switch to an AVX2+FMA build of the same loop when the CPU has it (no global
+//! `target-cpu` flag: the binary still runs on any x86-64 or other architecture).
+//!
+//! [`exp`] is a Cephes-style single-precision exponential (range reduction by ln 2, degree-6
+//! polynomial, exponent bits set directly): about 1 ulp of `f32::exp`, and — unlike a call into
+//! libm — inlined and vectorised. ELU, sigmoid and softplus are built on it.
+
+/// `eˣ` in f32, branch-free and vectorisable; relative error ≲ 2·10⁻⁷ on [−87, 88], saturating to
+/// 0 below and to `f32::MAX`-scale above.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // plain multiplies and adds only (no `mul_add`/`round`, which become libm calls on baseline
+    // x86-64), so the loop vectorises with SSE2 as well as AVX2
+    const ROUND: f32 = 12_582_912.0; // 1.5 · 2²³: adding and subtracting it rounds to nearest
+    let x = x.clamp(-87.3, 88.7);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    // e^r on |r| ≤ ln2/2 (Cephes expf coefficients)
+    let p = 1.987_569_1e-4f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 0.5;
+    let er = p * r * r + r + 1.0;
+    // 2^n through the exponent bits (n ∈ [−126, 128] after the clamp; 128 handled by splitting)
+    let n = n as i32;
+    let half = n >> 1;
+    let two_a = f32::from_bits(((half + 127) as u32) << 23);
+    let two_b = f32::from_bits(((n - half + 127) as u32) << 23);
+    er * two_a * two_b
+}
+
+/// `out[i] = f(x[i])`.
+#[inline]
+pub fn map1(out: &mut [f32], x: &[f32], f: impl Fn(f32) -> f32 + Copy) {
+    assert_eq!(out.len(), x.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features the function is compiled for.
+        unsafe { map1_avx2(out, x, f) };
+        return;
+    }
+    map1_plain(out, x, f);
+}
+
+#[inline(always)]
+fn map1_plain(out: &mut [f32], x: &[f32], f: impl Fn(f32) -> f32) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = f(v);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn map1_avx2(out: &mut [f32], x: &[f32], f: impl Fn(f32) -> f32) {
+    map1_plain(out, x, f);
+}
+
+/// `dst[i] = f(a[i], b[i], c[i])`, or `dst[i] += …` when `accumulate`.
+#[inline]
+pub fn map3(
+    dst: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    b: &[f32],
+    c: &[f32],
+    f: impl Fn(f32, f32, f32) -> f32 + Copy,
+) {
+    assert!(dst.len() == a.len() && a.len() == b.len() && b.len() == c.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features the function is compiled for.
+        unsafe { map3_avx2(dst, accumulate, a, b, c, f) };
+        return;
+    }
+    map3_plain(dst, accumulate, a, b, c, f);
+}
+
+#[inline(always)]
+fn map3_plain(
+    dst: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    b: &[f32],
+    c: &[f32],
+    f: impl Fn(f32, f32, f32) -> f32,
+) {
+    if accumulate {
+        for (((d, &x), &y), &z) in dst.iter_mut().zip(a).zip(b).zip(c) {
+            *d += f(x, y, z);
+        }
+    } else {
+        for (((d, &x), &y), &z) in dst.iter_mut().zip(a).zip(b).zip(c) {
+            *d = f(x, y, z);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn map3_avx2(
+    dst: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    b: &[f32],
+    c: &[f32],
+    f: impl Fn(f32, f32, f32) -> f32,
+) {
+    map3_plain(dst, accumulate, a, b, c, f);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_std_to_a_few_ulp() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (a, b) = (exp(x) as f64, (x as f64).exp());
+            worst = worst.max(((a - b) / b).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 4e-7, "worst relative error {worst}");
+        assert_eq!(exp(-200.0), exp(-87.3));
+        assert!(exp(0.0) == 1.0);
+    }
+
+    #[test]
+    fn kernels_match_scalar_loops() {
+        let x: Vec<f32> = (0..37).map(|i| i as f32 * 0.3 - 5.0).collect();
+        let mut out = vec![0.0; 37];
+        map1(&mut out, &x, |v| v * 2.0 + 1.0);
+        assert!(out.iter().zip(&x).all(|(o, v)| *o == v * 2.0 + 1.0));
+        let mut d = vec![1.0; 37];
+        map3(&mut d, true, &x, &x, &x, |a, b, c| a + b - c);
+        assert!(d.iter().zip(&x).all(|(o, v)| *o == 1.0 + v));
+    }
+}

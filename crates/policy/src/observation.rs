@@ -1,0 +1,143 @@
+//! What a policy sees at the start of a period, on the tape, and the network shape it is built for.
+//!
+//! The same observation type serves training (a recording tape: gradients flow back through the
+//! pipelines into earlier periods) and evaluation (a no-grad tape reset every period).
+
+use hdpo_autodiff::{Tape, Var};
+use hdpo_sim::config::{Objective, Setting, StaticFeature, UnmetDemand};
+use hdpo_sim::state::Statics;
+use hdpo_sim::tape::TapeState;
+use ndarray::{Array2, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
+
+/// The observation of a batch at the start of period `t`.
+#[derive(Clone, Copy, Debug)]
+pub struct Observation<'a> {
+    /// Costs, lead times, demand statistics and topology of the batch.
+    pub statics: &'a Statics,
+    /// Pipelines on the tape.
+    pub state: TapeState,
+    /// Period index `t`.
+    pub period: usize,
+    /// Past demands `(B·S, P)` on the tape (oldest first), when the setting shows them.
+    pub past_demands: Option<Var>,
+    /// Demand of periods `t ..= t + h`, `(B·S, h + 1)` — given **only** to non-admissible oracles.
+    pub future_demand: Option<ArrayView2<'a, f32>>,
+}
+
+impl Observation<'_> {
+    /// Number of samples `B`.
+    pub fn n_samples(&self) -> usize {
+        self.statics.n_samples
+    }
+
+    /// A per-store-row static as a `(B·S, 1)` constant on the tape.
+    pub fn store_column(&self, tape: &mut Tape, feature: StaticFeature) -> Var {
+        let s = self.statics;
+        let col = match feature {
+            StaticFeature::HoldingCost => s.holding_cost.view(),
+            StaticFeature::UnderageCost => s.underage_cost.view(),
+            StaticFeature::Mean => s.mean.view(),
+            StaticFeature::Std => s.std.view(),
+            StaticFeature::LeadTime => {
+                let lt = s.lead_time.mapv(|v| v as f32);
+                return tape.constant(lt);
+            }
+        };
+        tape.constant_from(col.insert_axis(Axis(1)))
+    }
+
+    /// On-hand of each warehouse, `(B·W, 1)`.
+    pub fn warehouse_on_hand(&self, tape: &mut Tape) -> Option<Var> {
+        self.state.warehouse.map(|w| tape.column(w, 0))
+    }
+}
+
+/// Observation features a policy may read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Feature {
+    /// Store pipelines (on-hand and in transit).
+    StorePipeline,
+    /// Warehouse pipelines.
+    WarehousePipeline,
+    /// Echelon pipelines.
+    EchelonPipeline,
+    /// A static per-store feature; must be exposed by the setting's `observation.static_features`.
+    Static(StaticFeature),
+    /// Warehouse/echelon constants (holding costs, lead times, edge costs) — part of the network.
+    NetworkConstants,
+    /// The last `P` demands.
+    PastDemands,
+    /// Future demand: non-admissible.
+    FutureDemand,
+}
+
+/// The shape of the network a policy is built for, derived from a [`Setting`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetworkShape {
+    /// Stores `S`.
+    pub n_stores: usize,
+    /// Warehouses `W`.
+    pub n_warehouses: usize,
+    /// Extra echelons `E`.
+    pub n_echelons: usize,
+    /// Store pipeline length `Ls`.
+    pub store_pipeline: usize,
+    /// Warehouse pipeline length `Lw` (0 if none).
+    pub warehouse_pipeline: usize,
+    /// Echelon pipeline length `Le` (0 if none).
+    pub echelon_pipeline: usize,
+    /// `W × S`: warehouse `w` ships to store `s`.
+    pub adjacency: Vec<Vec<bool>>,
+    /// Warehouse upper bound `U` (scales sigmoid outputs to order sizes).
+    pub upper_bound: f32,
+    /// Past demands shown, `P`.
+    pub past_demands: usize,
+    /// Static features the setting exposes.
+    pub static_features: Vec<StaticFeature>,
+    /// Lost or backlogged demand.
+    pub unmet_demand: UnmetDemand,
+    /// Cost or profit.
+    pub objective: Objective,
+}
+
+impl NetworkShape {
+    /// Derives the shape from a setting.
+    pub fn from_setting(setting: &Setting) -> Result<NetworkShape, hdpo_sim::ConfigError> {
+        let instance = setting.instance()?;
+        Ok(NetworkShape {
+            n_stores: instance.n_stores,
+            n_warehouses: instance.n_warehouses,
+            n_echelons: instance.n_echelons,
+            store_pipeline: instance.pipeline.store,
+            warehouse_pipeline: instance.pipeline.warehouse,
+            echelon_pipeline: instance.pipeline.echelon,
+            adjacency: instance.adjacency.clone(),
+            upper_bound: setting.warehouse_upper_bound()? as f32,
+            past_demands: setting.observation.past_demands,
+            static_features: setting.observation.static_features.clone(),
+            unmet_demand: instance.unmet_demand,
+            objective: instance.objective,
+        })
+    }
+
+    /// `W' = max(W, 1)`.
+    pub fn n_sources(&self) -> usize {
+        self.n_warehouses.max(1)
+    }
+
+    /// The stores warehouse `w` ships to.
+    pub fn stores_of(&self, w: usize) -> Vec<usize> {
+        (0..self.n_stores)
+            .filter(|&s| self.adjacency[w][s])
+            .collect()
+    }
+
+    /// `(W, S)` adjacency as a 0/1 matrix.
+    pub fn adjacency_matrix(&self) -> Array2<f32> {
+        Array2::from_shape_fn((self.n_warehouses, self.n_stores), |(w, s)| {
+            if self.adjacency[w][s] { 1.0 } else { 0.0 }
+        })
+    }
+}

@@ -1,0 +1,472 @@
+//! The tape-free evaluator: rolls a policy over a split and reports the average cost per store
+//! per period.
+//!
+//! The samples of the split are cut into fixed-size shards (`EvalOptions::shard_size`) that run
+//! in parallel on rayon. A shard generates its own statics and initial state, streams its demand
+//! a chunk of periods at a time, keeps only its current state, and sums its cost in `f64`. The
+//! shard sums are then added **in shard order**, so the result does not depend on the number of
+//! threads. Memory is `O(shard_size × S × (chunk_periods + L))` per running shard, whatever the
+//! number of samples and periods (a 32,768 × 5,000 test split never exists as a whole).
+//!
+//! Policies implement [`ActionPolicy`] and see an [`Observation`]: the state, the period, the
+//! network, the static features the setting allows, past demands if the setting asks for them,
+//! and — only for policies that declare themselves non-admissible oracles — a window of future
+//! demand.
+#![warn(missing_docs)]
+
+use ndarray::{Array1, Array2, ArrayView2, s};
+use rayon::prelude::*;
+
+use crate::config::{
+    ConfigError, Objective, ObservationConfig, Setting, Split, StaticFeature, UnmetDemand,
+};
+use crate::dynamics::{StepError, step};
+use crate::scenario::ScenarioGenerator;
+use crate::state::{Actions, State, Statics};
+
+// ---------------------------------------------------------------------------------------------
+// Policy interface
+// ---------------------------------------------------------------------------------------------
+
+/// A policy that maps an observation to actions, without the tape.
+pub trait ActionPolicy: Sync {
+    /// Writes this period's actions for every sample of the batch. `actions` arrives zeroed with
+    /// the right shapes ([`Actions`]).
+    fn act(&self, obs: &Observation<'_>, actions: &mut Actions);
+
+    /// Non-admissible oracles return `Some(h)`: they are then shown the demand of periods
+    /// `t ..= t + h` (including the current, not yet realised period) through
+    /// [`Observation::oracle`]. Admissible policies keep the default `None`.
+    fn oracle_lookahead(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// What a policy sees at the start of period `t` for a batch of samples.
+#[derive(Clone, Copy, Debug)]
+pub struct Observation<'a> {
+    state: &'a State,
+    statics: &'a Statics,
+    features: &'a ObservationConfig,
+    period: usize,
+    periods: usize,
+    past_demands: Option<&'a Array2<f32>>,
+    future_demand: Option<ArrayView2<'a, f32>>,
+}
+
+/// The extra view of a non-admissible oracle.
+#[derive(Clone, Copy, Debug)]
+pub struct OracleView<'a> {
+    /// Demand of periods `t ..= t + h`, `(B·S, h + 1)`; column 0 is the current period.
+    /// Periods past the horizon continue the sample's demand stream.
+    pub future_demand: ArrayView2<'a, f32>,
+    /// All statics, whatever the setting's observation features.
+    pub statics: &'a Statics,
+}
+
+impl<'a> Observation<'a> {
+    /// An observation of `state` at period `period` of `periods`, with the features allowed by
+    /// `features` and no past demands or oracle view (add them with the `with_*` methods).
+    pub fn new(
+        state: &'a State,
+        statics: &'a Statics,
+        features: &'a ObservationConfig,
+        period: usize,
+        periods: usize,
+    ) -> Observation<'a> {
+        Observation {
+            state,
+            statics,
+            features,
+            period,
+            periods,
+            past_demands: None,
+            future_demand: None,
+        }
+    }
+
+    /// Adds the past-demand window `(B·S, P)` (oldest first).
+    pub fn with_past_demands(mut self, past_demands: &'a Array2<f32>) -> Observation<'a> {
+        self.past_demands = Some(past_demands);
+        self
+    }
+
+    /// Adds the oracle's future-demand window `(B·S, h + 1)` (column 0 = current period).
+    pub fn with_future_demand(mut self, future_demand: ArrayView2<'a, f32>) -> Observation<'a> {
+        self.future_demand = Some(future_demand);
+        self
+    }
+
+    /// The pipelines.
+    pub fn state(&self) -> &'a State {
+        self.state
+    }
+
+    /// All statics of the batch, whatever the setting's observation features. For adapters that
+    /// run a policy whose features were checked against the setting when it was built (as
+    /// `hdpo_policy::Policy::build` does); hand-written policies should use the gated accessors.
+    pub fn statics(&self) -> &'a Statics {
+        self.statics
+    }
+
+    /// Current period `t` (0-based).
+    pub fn period(&self) -> usize {
+        self.period
+    }
+
+    /// Horizon `T`.
+    pub fn periods(&self) -> usize {
+        self.periods
+    }
+
+    /// Samples in the batch.
+    pub fn n_samples(&self) -> usize {
+        self.statics.n_samples
+    }
+
+    /// Stores per sample.
+    pub fn n_stores(&self) -> usize {
+        self.statics.n_stores
+    }
+
+    /// Warehouses per sample.
+    pub fn n_warehouses(&self) -> usize {
+        self.statics.n_warehouses
+    }
+
+    /// Extra echelons per sample.
+    pub fn n_echelons(&self) -> usize {
+        self.statics.n_echelons
+    }
+
+    /// `(W, S)`: warehouse `w` ships to store `s`.
+    pub fn adjacency(&self) -> &'a Array2<bool> {
+        &self.statics.adjacency
+    }
+
+    /// Lost sales or backlog.
+    pub fn unmet_demand(&self) -> UnmetDemand {
+        self.statics.unmet_demand
+    }
+
+    /// Cost or profit.
+    pub fn objective(&self) -> Objective {
+        self.statics.objective
+    }
+
+    /// Warehouse holding costs (length `W`).
+    pub fn warehouse_holding_cost(&self) -> &'a [f32] {
+        &self.statics.warehouse_holding_cost
+    }
+
+    /// Warehouse lead times (length `W`).
+    pub fn warehouse_lead_time(&self) -> &'a [u32] {
+        &self.statics.warehouse_lead_time
+    }
+
+    /// Warehouse edge costs (length `W`).
+    pub fn warehouse_edge_cost(&self) -> &'a [f32] {
+        &self.statics.warehouse_edge_cost
+    }
+
+    /// Echelon holding costs (length `E`).
+    pub fn echelon_holding_cost(&self) -> &'a [f32] {
+        &self.statics.echelon_holding_cost
+    }
+
+    /// Echelon lead times (length `E`).
+    pub fn echelon_lead_time(&self) -> &'a [u32] {
+        &self.statics.echelon_lead_time
+    }
+
+    fn allowed(&self, feature: StaticFeature) -> bool {
+        self.features.static_features.contains(&feature)
+    }
+
+    /// Store holding costs `(B·S)`, if the setting lets policies observe them.
+    pub fn holding_cost(&self) -> Option<&'a Array1<f32>> {
+        self.allowed(StaticFeature::HoldingCost)
+            .then_some(&self.statics.holding_cost)
+    }
+
+    /// Store underage costs `(B·S)`, if observable.
+    pub fn underage_cost(&self) -> Option<&'a Array1<f32>> {
+        self.allowed(StaticFeature::UnderageCost)
+            .then_some(&self.statics.underage_cost)
+    }
+
+    /// Store lead times `(B·S, W')`, if observable.
+    pub fn lead_time(&self) -> Option<&'a Array2<u32>> {
+        self.allowed(StaticFeature::LeadTime)
+            .then_some(&self.statics.lead_time)
+    }
+
+    /// Demand means `(B·S)`, if observable.
+    pub fn mean(&self) -> Option<&'a Array1<f32>> {
+        self.allowed(StaticFeature::Mean)
+            .then_some(&self.statics.mean)
+    }
+
+    /// Demand standard deviations `(B·S)`, if observable.
+    pub fn std(&self) -> Option<&'a Array1<f32>> {
+        self.allowed(StaticFeature::Std)
+            .then_some(&self.statics.std)
+    }
+
+    /// Past demands `(B·S, P)`, oldest first, last column = period `t − 1` (zeros before
+    /// period 0), if the setting has `observation.past_demands = P > 0`.
+    pub fn past_demands(&self) -> Option<&'a Array2<f32>> {
+        self.past_demands
+    }
+
+    /// The oracle view (future demand and all statics); `Some` only for policies whose
+    /// [`ActionPolicy::oracle_lookahead`] is `Some`.
+    pub fn oracle(&self) -> Option<OracleView<'a>> {
+        self.future_demand.map(|future_demand| OracleView {
+            future_demand,
+            statics: self.statics,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A reference policy
+// ---------------------------------------------------------------------------------------------
+
+/// Base-stock policy for settings without warehouses: every store orders
+/// `max(level − inventory position, 0)` from the outside supplier, where the inventory position
+/// is the sum of its pipeline (on-hand, possibly negative, plus everything in transit).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BaseStockPolicy {
+    /// The base-stock level `S`.
+    pub level: f32,
+}
+
+impl ActionPolicy for BaseStockPolicy {
+    fn act(&self, obs: &Observation<'_>, actions: &mut Actions) {
+        for (pipeline, mut order) in obs
+            .state()
+            .store
+            .rows()
+            .into_iter()
+            .zip(actions.store.rows_mut())
+        {
+            let position: f32 = pipeline.iter().sum();
+            order[0] = (self.level - position).max(0.0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluator
+// ---------------------------------------------------------------------------------------------
+
+/// How to run an evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EvalOptions {
+    /// Samples per shard (the unit of parallel work); results do not depend on it except through
+    /// `f64` summation order. Default 1024.
+    pub shard_size: usize,
+    /// Periods of demand generated at a time per shard. Default 128.
+    pub chunk_periods: usize,
+    /// Round every action to an integer (half to even) before the step. Default: on for
+    /// Poisson demand, as the reference does at test time.
+    pub round_actions: bool,
+}
+
+impl EvalOptions {
+    /// Defaults for a setting (rounding on for discrete demand).
+    pub fn for_setting(setting: &Setting) -> EvalOptions {
+        EvalOptions {
+            shard_size: 1024,
+            chunk_periods: 128,
+            round_actions: setting.discrete_demand(),
+        }
+    }
+}
+
+/// Result of an evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EvalReport {
+    /// The split evaluated.
+    pub split: Split,
+    /// Samples simulated.
+    pub n_samples: usize,
+    /// Stores per sample (the divisor of the per-store costs).
+    pub n_stores: usize,
+    /// Periods simulated per sample.
+    pub periods: usize,
+    /// Warm-up periods excluded from the reported cost.
+    pub ignore_periods: usize,
+    /// Average cost per store per period over periods `ignore_periods .. periods` — the number
+    /// the reference reports (warehouse/echelon costs included, divided by `S` only).
+    pub cost_per_store_period: f64,
+    /// Average cost per store per period over all periods.
+    pub cost_per_store_period_all: f64,
+    /// Total cost over the reported periods, all samples.
+    pub total_cost_reported: f64,
+    /// Total cost over all periods, all samples.
+    pub total_cost_all: f64,
+}
+
+/// Why an evaluation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The setting is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The policy produced invalid actions.
+    #[error("period {period}, samples {first_sample}..: {source}")]
+    Step {
+        /// Period of the failing step.
+        period: usize,
+        /// First sample of the failing shard (sample indices in the error are relative to it).
+        first_sample: usize,
+        /// What was wrong.
+        #[source]
+        source: StepError,
+    },
+    /// An option is out of range.
+    #[error("`{field}` is 0; allowed: an integer ≥ 1")]
+    Options {
+        /// The option.
+        field: &'static str,
+    },
+}
+
+/// Sums of one shard.
+#[derive(Clone, Copy, Debug, Default)]
+struct ShardTotals {
+    reported: f64,
+    all: f64,
+}
+
+/// Rolls `policy` over the whole `split` of `setting` (its `n_samples × periods`) and reports
+/// the average cost per store per period. Runs on the current rayon pool; the result is the same
+/// for any number of threads.
+pub fn evaluate<P: ActionPolicy + ?Sized>(
+    setting: &Setting,
+    split: Split,
+    policy: &P,
+    options: &EvalOptions,
+) -> Result<EvalReport, EvalError> {
+    if options.shard_size == 0 {
+        return Err(EvalError::Options {
+            field: "shard_size",
+        });
+    }
+    if options.chunk_periods == 0 {
+        return Err(EvalError::Options {
+            field: "chunk_periods",
+        });
+    }
+    let generator = ScenarioGenerator::new(setting, split)?;
+    let n_samples = generator.n_samples();
+    let shards: Vec<std::ops::Range<usize>> = (0..n_samples)
+        .step_by(options.shard_size)
+        .map(|start| start..(start + options.shard_size).min(n_samples))
+        .collect();
+    let totals: Vec<ShardTotals> = shards
+        .into_par_iter()
+        .map(|range| run_shard(&generator, setting, range, policy, options))
+        .collect::<Result<_, _>>()?;
+    // Reduce in shard order: independent of the thread count.
+    let mut sum = ShardTotals::default();
+    for t in &totals {
+        sum.reported += t.reported;
+        sum.all += t.all;
+    }
+    let (periods, ignore) = (generator.periods(), generator.ignore_periods());
+    let n_stores = generator.instance().n_stores;
+    let denominator = |p: usize| (n_samples * p * n_stores) as f64;
+    Ok(EvalReport {
+        split,
+        n_samples,
+        n_stores,
+        periods,
+        ignore_periods: ignore,
+        cost_per_store_period: sum.reported / denominator(periods - ignore),
+        cost_per_store_period_all: sum.all / denominator(periods),
+        total_cost_reported: sum.reported,
+        total_cost_all: sum.all,
+    })
+}
+
+/// Simulates one shard over the whole horizon.
+fn run_shard<P: ActionPolicy + ?Sized>(
+    generator: &ScenarioGenerator,
+    setting: &Setting,
+    samples: std::ops::Range<usize>,
+    policy: &P,
+    options: &EvalOptions,
+) -> Result<ShardTotals, EvalError> {
+    let first_sample = samples.start;
+    let n = samples.len();
+    let statics = generator.statics(samples.clone());
+    let mut state = generator.initial_state(samples.clone());
+    let mut stream = generator.demand_stream(samples);
+    let rows = stream.n_rows();
+    let (periods, ignore) = (generator.periods(), generator.ignore_periods());
+    let lookahead = policy.oracle_lookahead();
+    let extra = lookahead.unwrap_or(0);
+    let features = &setting.observation;
+
+    // Demand window, period-major: row j = period `window_start + j`, contiguous over B·S.
+    let width = options.chunk_periods + extra;
+    let mut window = Array2::<f32>::zeros((width, rows));
+    stream.fill_next(window.view_mut().reversed_axes());
+    let mut window_start = 0usize;
+
+    let n_past = features.past_demands;
+    let mut past = Array2::<f32>::zeros((rows, n_past));
+    let mut actions = Actions::zeros(n, &statics);
+    let mut cost = vec![0.0f32; n];
+    let mut totals = ShardTotals::default();
+
+    for t in 0..periods {
+        if t + extra >= window_start + width {
+            // Slide: keep periods t.. already generated, generate the rest.
+            let keep_from = t - window_start;
+            let kept = width - keep_from;
+            let data = window.as_slice_mut().expect("window is in standard layout");
+            data.copy_within(keep_from * rows.., 0);
+            stream.fill_next(window.slice_mut(s![kept.., ..]).reversed_axes());
+            window_start = t;
+        }
+        let offset = t - window_start;
+        let mut obs = Observation::new(&state, &statics, features, t, periods);
+        if n_past > 0 {
+            obs = obs.with_past_demands(&past);
+        }
+        if let Some(h) = lookahead {
+            obs = obs.with_future_demand(window.slice(s![offset..=offset + h, ..]).reversed_axes());
+        }
+        actions.clear();
+        policy.act(&obs, &mut actions);
+        if options.round_actions {
+            actions.round_half_even();
+        }
+        let demand_now = window.row(offset);
+        let demand_now = demand_now.as_slice().expect("window rows are contiguous");
+        step(&mut state, &actions, demand_now, &statics, &mut cost).map_err(|source| {
+            EvalError::Step {
+                period: t,
+                first_sample,
+                source,
+            }
+        })?;
+        let period_cost: f64 = cost.iter().map(|&c| f64::from(c)).sum();
+        totals.all += period_cost;
+        if t >= ignore {
+            totals.reported += period_cost;
+        }
+        if n_past > 0 {
+            for (mut row, &d) in past.rows_mut().into_iter().zip(demand_now) {
+                let row = row.as_slice_mut().expect("past demands are contiguous");
+                row.copy_within(1.., 0);
+                row[n_past - 1] = d;
+            }
+        }
+    }
+    Ok(totals)
+}

@@ -1,0 +1,512 @@
+//! Scenario generation: the random part of a split — per-sample parameters, initial store
+//! pipelines and demand traces — drawn from our own seeded `rand_pcg` generators (not numpy's
+//! MT19937; bit-exact reference streams are not a goal).
+//!
+//! **Seeding.** Every random quantity of sample `i` comes from its own stream, keyed by
+//! `(split seed, purpose, i)` (purpose = `"demand"`, `"initial_inventory"`, or the parameter's
+//! field name). Sample `i`'s trace therefore does not depend on the number of samples, the batch
+//! size, the shard size or the thread count. Demand of a sample is drawn period by period (all
+//! stores of a period together), so a [`DemandStream`] that yields a few periods at a time gives
+//! exactly the values of a materialised [`Scenario`].
+//!
+//! [`ScenarioGenerator`] produces any range of samples on demand (statics, initial state, demand
+//! stream) — the evaluator uses it shard by shard so a 32,768 × 5,000 test split never lives in
+//! memory; [`Scenario`] materialises a whole split (training/dev) and gathers batches from it.
+#![warn(missing_docs)]
+
+use std::ops::Range;
+
+use ndarray::{Array1, Array2, ArrayViewMut2};
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, Poisson, StandardNormal};
+use rand_pcg::Pcg64;
+
+use crate::config::{
+    ConfigError, DemandDistribution, InitialInventoryRule, Instance, Setting, Split,
+    StoreLeadTimes, StoreValues,
+};
+use crate::state::{State, Statics, gather_rows};
+
+// ---------------------------------------------------------------------------------------------
+// Keyed random streams
+// ---------------------------------------------------------------------------------------------
+
+/// A 64-bit key for a name (FNV-1a), used as the "purpose" part of a stream key.
+pub const fn name_key(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// The SplitMix64 finaliser: a bijective 64-bit mixer.
+const fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A PCG-64 generator whose 256-bit seed (state and stream) is derived from a key sequence by
+/// SplitMix64 hashing. Different keys give unrelated streams; the order of keys matters.
+pub fn keyed_rng(keys: &[u64]) -> Pcg64 {
+    const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h: u64 = GOLDEN;
+    for &k in keys {
+        h = mix64(h ^ mix64(k.wrapping_add(GOLDEN)));
+    }
+    let mut seed = [0u8; 32];
+    let mut s = h;
+    for chunk in seed.chunks_exact_mut(8) {
+        s = s.wrapping_add(GOLDEN);
+        chunk.copy_from_slice(&mix64(s).to_le_bytes());
+    }
+    Pcg64::from_seed(seed)
+}
+
+const DEMAND_KEY: u64 = name_key("demand");
+const INITIAL_INVENTORY_KEY: u64 = name_key("initial_inventory");
+const HOLDING_COST_KEY: u64 = name_key("stores.holding_cost");
+const UNDERAGE_COST_KEY: u64 = name_key("stores.underage_cost");
+const LEAD_TIME_KEY: u64 = name_key("stores.lead_time");
+
+// ---------------------------------------------------------------------------------------------
+// Demand model
+// ---------------------------------------------------------------------------------------------
+
+/// Draws the demand of all stores of one sample for one period.
+#[derive(Clone, Debug)]
+struct DemandModel {
+    distribution: DemandDistribution,
+    mean: Vec<f64>,
+    std: Vec<f64>,
+    clip: bool,
+    /// Lower-triangular Cholesky factor of the covariance, row-major `S × S`; `None` when the
+    /// stores are independent (then `x_s = mean_s + std_s·z_s`).
+    cholesky: Option<Vec<f64>>,
+    poisson: Vec<Poisson<f64>>,
+}
+
+impl DemandModel {
+    fn new(instance: &Instance) -> Result<DemandModel, ConfigError> {
+        let s = instance.n_stores;
+        let mut cholesky = None;
+        let mut poisson = Vec::new();
+        match instance.distribution {
+            DemandDistribution::Poisson => {
+                for (i, &m) in instance.mean.iter().enumerate() {
+                    poisson.push(Poisson::new(m).map_err(|e| ConfigError::Invalid {
+                        field: "demand.mean".into(),
+                        message: format!("store {i}: Poisson({m}) is invalid ({e}); allowed: > 0"),
+                    })?);
+                }
+            }
+            DemandDistribution::Normal if s > 1 && instance.correlation != 0.0 => {
+                let sigma = &instance.std;
+                let rho = instance.correlation;
+                let mut cov = vec![0.0; s * s];
+                for i in 0..s {
+                    for j in 0..s {
+                        cov[i * s + j] = if i == j {
+                            sigma[i] * sigma[i]
+                        } else {
+                            rho * sigma[i] * sigma[j]
+                        };
+                    }
+                }
+                cholesky = Some(cholesky_lower(&cov, s).ok_or_else(|| ConfigError::Invalid {
+                    field: "demand.correlation".into(),
+                    message: format!(
+                        "is {rho}: the covariance is not positive definite; allowed: {:.4} < \
+                         correlation < 1",
+                        -1.0 / (s as f64 - 1.0)
+                    ),
+                })?);
+            }
+            DemandDistribution::Normal => {}
+        }
+        Ok(DemandModel {
+            distribution: instance.distribution,
+            mean: instance.mean.clone(),
+            std: instance.std.clone(),
+            clip: instance.clip,
+            cholesky,
+            poisson,
+        })
+    }
+
+    /// Fills `out` (length S) with one period of demand; `z` is scratch of length S.
+    fn sample_period(&self, rng: &mut Pcg64, z: &mut [f64], out: &mut [f32]) {
+        match self.distribution {
+            DemandDistribution::Poisson => {
+                for (o, dist) in out.iter_mut().zip(&self.poisson) {
+                    *o = dist.sample(rng) as f32;
+                }
+            }
+            DemandDistribution::Normal => {
+                for zi in z.iter_mut() {
+                    *zi = StandardNormal.sample(rng);
+                }
+                let s = self.mean.len();
+                for i in 0..s {
+                    let x = match &self.cholesky {
+                        None => self.mean[i] + self.std[i] * z[i],
+                        Some(l) => {
+                            let row = &l[i * s..i * s + i + 1];
+                            self.mean[i] + row.iter().zip(&z[..=i]).map(|(a, b)| a * b).sum::<f64>()
+                        }
+                    };
+                    out[i] = if self.clip { x.max(0.0) } else { x } as f32;
+                }
+            }
+        }
+    }
+}
+
+/// Cholesky factor `L` (row-major, lower triangular) of a symmetric `n × n` matrix, or `None`
+/// if it is not positive definite.
+fn cholesky_lower(a: &[f64], n: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let dot: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
+            if i == j {
+                let d = a[i * n + i] - dot;
+                if d <= 0.0 || !d.is_finite() {
+                    return None;
+                }
+                l[i * n + i] = d.sqrt();
+            } else {
+                l[i * n + j] = (a[i * n + j] - dot) / l[j * n + j];
+            }
+        }
+    }
+    Some(l)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming demand
+// ---------------------------------------------------------------------------------------------
+
+/// Demand of a contiguous range of samples, produced a chunk of periods at a time from the
+/// per-sample streams. Rows are `b·S + s` (b relative to the start of the range).
+#[derive(Clone, Debug)]
+pub struct DemandStream {
+    model: DemandModel,
+    rngs: Vec<Pcg64>,
+    next_period: usize,
+    z: Vec<f64>,
+    period: Vec<f32>,
+}
+
+impl DemandStream {
+    /// Number of samples in the stream.
+    pub fn n_samples(&self) -> usize {
+        self.rngs.len()
+    }
+
+    /// Rows of each chunk (`samples × stores`).
+    pub fn n_rows(&self) -> usize {
+        self.rngs.len() * self.model.mean.len()
+    }
+
+    /// Index of the next period to be produced.
+    pub fn next_period(&self) -> usize {
+        self.next_period
+    }
+
+    /// The next `periods` periods as a `(B·S, periods)` array. The stream is unbounded: periods
+    /// past the split's horizon continue the same per-sample sequences.
+    pub fn next_chunk(&mut self, periods: usize) -> Array2<f32> {
+        let mut out = Array2::zeros((self.n_rows(), periods));
+        self.fill_next(out.view_mut());
+        out
+    }
+
+    /// Fills `out` (`B·S` rows, any strides — e.g. a period-major buffer seen through
+    /// `reversed_axes()`) with the next `out.ncols()` periods.
+    ///
+    /// # Panics
+    /// If `out.nrows()` is not `B·S` (a programming error).
+    pub fn fill_next(&mut self, mut out: ArrayViewMut2<'_, f32>) {
+        assert_eq!(
+            out.nrows(),
+            self.n_rows(),
+            "DemandStream::fill_next: output must have samples × stores rows"
+        );
+        let s = self.model.mean.len();
+        // Period-major loop (each sample's stream still advances period by period, so the
+        // values do not depend on the loop order); writes are contiguous for a period-major
+        // buffer seen through `reversed_axes()`.
+        for c in 0..out.ncols() {
+            let mut column = out.column_mut(c);
+            for (b, rng) in self.rngs.iter_mut().enumerate() {
+                self.model.sample_period(rng, &mut self.z, &mut self.period);
+                for (i, &d) in self.period.iter().enumerate() {
+                    column[b * s + i] = d;
+                }
+            }
+        }
+        self.next_period += out.ncols();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generator
+// ---------------------------------------------------------------------------------------------
+
+/// Produces any range of samples of one split of a setting: statics, initial state and demand.
+#[derive(Clone, Debug)]
+pub struct ScenarioGenerator {
+    instance: Instance,
+    model: DemandModel,
+    split: Split,
+    seed: u64,
+    n_samples: usize,
+    periods: usize,
+    ignore_periods: usize,
+}
+
+impl ScenarioGenerator {
+    /// Validates the setting and prepares the generator of `split`.
+    pub fn new(setting: &Setting, split: Split) -> Result<ScenarioGenerator, ConfigError> {
+        let instance = setting.instance()?;
+        let model = DemandModel::new(&instance)?;
+        let sizes = setting.split(split);
+        Ok(ScenarioGenerator {
+            instance,
+            model,
+            split,
+            seed: setting.seed(split),
+            n_samples: sizes.n_samples,
+            periods: sizes.periods,
+            ignore_periods: sizes.ignore_periods,
+        })
+    }
+
+    /// The resolved instance.
+    pub fn instance(&self) -> &Instance {
+        &self.instance
+    }
+
+    /// The split.
+    pub fn split(&self) -> Split {
+        self.split
+    }
+
+    /// Samples in the split.
+    pub fn n_samples(&self) -> usize {
+        self.n_samples
+    }
+
+    /// Periods simulated per sample.
+    pub fn periods(&self) -> usize {
+        self.periods
+    }
+
+    /// Warm-up periods excluded from the reported cost.
+    pub fn ignore_periods(&self) -> usize {
+        self.ignore_periods
+    }
+
+    /// Statics of samples `samples` (any range; samples past `n_samples` are well defined).
+    pub fn statics(&self, samples: Range<usize>) -> Statics {
+        let inst = &self.instance;
+        let (s, w, sources) = (inst.n_stores, inst.n_warehouses, inst.n_sources());
+        let b_count = samples.len();
+        let per_row = |values: &StoreValues, key: u64| -> Array1<f32> {
+            let mut out = Array1::zeros(b_count * s);
+            for (b, sample) in samples.clone().enumerate() {
+                for i in 0..s {
+                    out[b * s + i] = match values {
+                        StoreValues::PerStore(v) => v[i] as f32,
+                        StoreValues::PerSample { low, high, seed } => {
+                            // One draw per sample, shared by its stores.
+                            if i == 0 {
+                                let mut rng =
+                                    keyed_rng(&[seed.unwrap_or(self.seed), key, sample as u64]);
+                                (low + (high - low) * rng.random::<f64>()) as f32
+                            } else {
+                                out[b * s]
+                            }
+                        }
+                    };
+                }
+            }
+            out
+        };
+        let holding_cost = per_row(&inst.holding_cost, HOLDING_COST_KEY);
+        let underage_cost = per_row(&inst.underage_cost, UNDERAGE_COST_KEY);
+        let mut lead_time = Array2::zeros((b_count * s, sources));
+        for (b, sample) in samples.clone().enumerate() {
+            match &inst.lead_time {
+                StoreLeadTimes::PerEdge(matrix) => {
+                    for i in 0..s {
+                        for k in 0..sources {
+                            lead_time[[b * s + i, k]] = matrix[i][k];
+                        }
+                    }
+                }
+                StoreLeadTimes::PerSample { low, high, seed } => {
+                    let mut rng =
+                        keyed_rng(&[seed.unwrap_or(self.seed), LEAD_TIME_KEY, sample as u64]);
+                    let value = rng.random_range(*low..*high);
+                    for i in 0..s {
+                        for k in 0..sources {
+                            let edge = w == 0 || inst.adjacency[k][i];
+                            lead_time[[b * s + i, k]] = if edge { value } else { 0 };
+                        }
+                    }
+                }
+            }
+        }
+        let mut adjacency = Array2::from_elem((w, s), false);
+        for (k, row) in inst.adjacency.iter().enumerate() {
+            for (i, &edge) in row.iter().enumerate() {
+                adjacency[[k, i]] = edge;
+            }
+        }
+        let tile = |v: &[f64]| -> Array1<f32> {
+            Array1::from_iter((0..b_count).flat_map(|_| v.iter().map(|&x| x as f32)))
+        };
+        let to_f32 = |v: &[f64]| -> Vec<f32> { v.iter().map(|&x| x as f32).collect() };
+        Statics {
+            n_samples: b_count,
+            n_stores: s,
+            n_warehouses: w,
+            n_echelons: inst.n_echelons,
+            unmet_demand: inst.unmet_demand,
+            objective: inst.objective,
+            holding_cost,
+            underage_cost,
+            lead_time,
+            mean: tile(&inst.mean),
+            std: tile(&inst.std),
+            warehouse_holding_cost: to_f32(&inst.warehouse_holding_cost),
+            warehouse_lead_time: inst.warehouse_lead_time.clone(),
+            warehouse_edge_cost: to_f32(&inst.warehouse_edge_cost),
+            echelon_holding_cost: to_f32(&inst.echelon_holding_cost),
+            echelon_lead_time: inst.echelon_lead_time.clone(),
+            adjacency,
+        }
+    }
+
+    /// Initial state of samples `samples`: every store pipeline slot `U(range_mult)·mean_s`
+    /// (distribution mean; the reference uses the empirical mean of the generated demand) or
+    /// zero; warehouses and echelons start empty.
+    pub fn initial_state(&self, samples: Range<usize>) -> State {
+        let inst = &self.instance;
+        let s = inst.n_stores;
+        let lengths = inst.pipeline;
+        let b_count = samples.len();
+        let mut store = Array2::zeros((b_count * s, lengths.store));
+        if inst.initial_inventory.rule == InitialInventoryRule::UniformMean {
+            let [low, high] = inst.initial_inventory.range_mult;
+            for (b, sample) in samples.enumerate() {
+                let mut rng = keyed_rng(&[self.seed, INITIAL_INVENTORY_KEY, sample as u64]);
+                for i in 0..s {
+                    for k in 0..lengths.store {
+                        let u = low + (high - low) * rng.random::<f64>();
+                        store[[b * s + i, k]] = (u * inst.mean[i]) as f32;
+                    }
+                }
+            }
+        }
+        State {
+            store,
+            warehouse: Array2::zeros((b_count * inst.n_warehouses, lengths.warehouse)),
+            echelon: Array2::zeros((b_count * inst.n_echelons, lengths.echelon)),
+        }
+    }
+
+    /// A demand stream for samples `samples`, starting at period 0.
+    pub fn demand_stream(&self, samples: Range<usize>) -> DemandStream {
+        let s = self.instance.n_stores;
+        DemandStream {
+            model: self.model.clone(),
+            rngs: samples
+                .map(|sample| keyed_rng(&[self.seed, DEMAND_KEY, sample as u64]))
+                .collect(),
+            next_period: 0,
+            z: vec![0.0; s],
+            period: vec![0.0; s],
+        }
+    }
+
+    /// Materialises samples `samples` over `periods` periods.
+    pub fn generate(&self, samples: Range<usize>, periods: usize) -> Scenario {
+        Scenario {
+            split: self.split,
+            statics: self.statics(samples.clone()),
+            initial: self.initial_state(samples.clone()),
+            demand: self.demand_stream(samples).next_chunk(periods),
+            ignore_periods: self.ignore_periods.min(periods.saturating_sub(1)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Materialised scenario
+// ---------------------------------------------------------------------------------------------
+
+/// A requested sample does not exist.
+#[derive(Debug, thiserror::Error)]
+#[error("sample index {index} is out of range: the scenario has {n_samples} samples")]
+pub struct SampleOutOfRange {
+    /// The offending index.
+    pub index: usize,
+    /// Samples in the scenario.
+    pub n_samples: usize,
+}
+
+/// A materialised set of samples: statics, initial state and the whole demand trace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// The split it was drawn from.
+    pub split: Split,
+    /// Per-sample statics (`N` samples).
+    pub statics: Statics,
+    /// Initial state.
+    pub initial: State,
+    /// Demand, `(N·S, T)`.
+    pub demand: Array2<f32>,
+    /// Warm-up periods excluded from the reported cost.
+    pub ignore_periods: usize,
+}
+
+impl Scenario {
+    /// Materialises a whole split (`n_samples × periods` of the setting).
+    pub fn generate(setting: &Setting, split: Split) -> Result<Scenario, ConfigError> {
+        let generator = ScenarioGenerator::new(setting, split)?;
+        Ok(generator.generate(0..generator.n_samples(), generator.periods()))
+    }
+
+    /// Number of samples `N`.
+    pub fn n_samples(&self) -> usize {
+        self.statics.n_samples
+    }
+
+    /// Number of periods `T`.
+    pub fn periods(&self) -> usize {
+        self.demand.ncols()
+    }
+
+    /// The given samples (in the given order) as a smaller scenario — a training batch.
+    pub fn batch(&self, samples: &[usize]) -> Result<Scenario, SampleOutOfRange> {
+        let n_samples = self.n_samples();
+        if let Some(&index) = samples.iter().find(|&&i| i >= n_samples) {
+            return Err(SampleOutOfRange { index, n_samples });
+        }
+        Ok(Scenario {
+            split: self.split,
+            statics: self.statics.gather(samples),
+            initial: self.initial.gather(samples, &self.statics),
+            demand: gather_rows(&self.demand, samples, self.statics.n_stores),
+            ignore_periods: self.ignore_periods,
+        })
+    }
+}

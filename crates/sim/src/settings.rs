@@ -1,0 +1,383 @@
+//! The embedded synthetic settings of the reference (spec §2.2, sizes from §6.1), written as
+//! TOML so they double as examples of the schema. [`list_settings`] names them,
+//! [`setting`] returns one (validated), [`serial_system`] builds the serial chain with 3–7
+//! locations. Seeds are ours (each split its own); the instances (costs, lead times, demand
+//! parameters) are the reference's.
+#![warn(missing_docs)]
+
+use crate::config::{ConfigError, EchelonParams, Setting};
+
+/// Name and one-line description of an embedded setting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingInfo {
+    /// Name accepted by [`setting`].
+    pub name: &'static str,
+    /// What it is.
+    pub description: &'static str,
+}
+
+const SIZES_ONE_STORE: &str = r#"
+[splits.train]
+n_samples = 32768
+batch_size = 8192
+periods = 50
+ignore_periods = 30
+
+[splits.dev]
+n_samples = 32768
+batch_size = 32768
+periods = 100
+ignore_periods = 60
+
+[splits.test]
+n_samples = 32768
+batch_size = 32768
+periods = 5000
+ignore_periods = 3000
+"#;
+
+const SIZES_WAREHOUSE: &str = r#"
+[splits.train]
+n_samples = 8192
+batch_size = 1024
+periods = 50
+ignore_periods = 30
+
+[splits.dev]
+n_samples = 8192
+batch_size = 8192
+periods = 100
+ignore_periods = 60
+
+[splits.test]
+n_samples = 8192
+batch_size = 8192
+periods = 5000
+ignore_periods = 3000
+"#;
+
+const SIZES_TRANSSHIPMENT: &str = r#"
+[splits.train]
+n_samples = 32768
+batch_size = 1024
+periods = 50
+ignore_periods = 30
+
+[splits.dev]
+n_samples = 32768
+batch_size = 32768
+periods = 100
+ignore_periods = 60
+
+[splits.test]
+n_samples = 32768
+batch_size = 32768
+periods = 5000
+ignore_periods = 3000
+"#;
+
+const SEEDS: &str = r#"
+[seeds]
+train = 57
+dev = 58
+test = 65
+parameters = 33
+"#;
+
+const ONE_STORE_LOST: &str = r#"
+name = "one_store_lost"
+description = "One store, no warehouse, lost sales; Poisson(5) demand; L = 4, p = 9, h = 1"
+unmet_demand = "lost"
+objective = "cost"
+
+[network]
+n_stores = 1
+n_warehouses = 0
+
+[stores]
+holding_cost = 1.0
+underage_cost = 9.0
+lead_time = 4
+
+[demand]
+distribution = "poisson"
+mean = 5.0
+
+[initial_inventory]
+rule = "uniform_mean"
+range_mult = [0.0, 1.0]
+inventory_periods = 4
+"#;
+
+const ONE_STORE_BACKLOGGED: &str = r#"
+name = "one_store_backlogged"
+description = "One store, no warehouse, backlogged; N(5, 1.6) demand clipped at 0; L = 4, p = 9, h = 1"
+unmet_demand = "backlogged"
+objective = "cost"
+
+[network]
+n_stores = 1
+n_warehouses = 0
+
+[stores]
+holding_cost = 1.0
+underage_cost = 9.0
+lead_time = 4
+
+[demand]
+distribution = "normal"
+mean = 5.0
+std = 1.6
+clip = true
+
+[initial_inventory]
+rule = "uniform_mean"
+range_mult = [0.0, 1.0]
+inventory_periods = 4
+"#;
+
+const SERIAL_SYSTEM: &str = r#"
+name = "serial_system"
+description = "Serial chain supplier -> echelons -> warehouse -> store, backlogged; N(5, 2) clipped; 4 locations"
+unmet_demand = "backlogged"
+objective = "cost"
+upper_bound_mult = 4.0
+
+[network]
+n_stores = 1
+n_warehouses = 1
+
+[stores]
+holding_cost = 1.0
+underage_cost = 9.0
+lead_time = 4
+
+[demand]
+distribution = "normal"
+mean = 5.0
+std = 2.0
+clip = true
+
+[warehouses]
+holding_cost = 0.5
+lead_time = 3
+
+[echelons]
+holding_cost = [0.1, 0.2]
+lead_time = [2, 4]
+
+[initial_inventory]
+rule = "uniform_mean"
+range_mult = [0.0, 1.0]
+inventory_periods = 4
+"#;
+
+const ONE_WAREHOUSE_LOST: &str = r#"
+name = "one_warehouse_lost"
+description = "One warehouse, 5 stores (3-50 via n_stores), lost sales; reference per-store parameters; MVN rho = 0.5 clipped"
+unmet_demand = "lost"
+objective = "cost"
+upper_bound_mult = 4.0
+
+[network]
+n_stores = 5
+n_warehouses = 1
+
+[stores]
+holding_cost = "reference"
+underage_cost = "reference"
+lead_time = "reference"
+
+[demand]
+distribution = "normal"
+mean = "reference"
+std = "reference"
+correlation = 0.5
+clip = true
+
+[warehouses]
+holding_cost = 0.3
+lead_time = 3
+
+[initial_inventory]
+rule = "uniform_mean"
+range_mult = [0.0, 1.0]
+inventory_periods = 3
+
+[observation]
+static_features = ["mean", "std"]
+"#;
+
+const TRANSSHIPMENT_BACKLOGGED: &str = r#"
+name = "transshipment_backlogged"
+description = "Transshipment center (policy ships all its stock) + 5 stores (3-50 via n_stores), backlogged; MVN rho = 0.5 not clipped; L = 2, p = 4, h = 1"
+unmet_demand = "backlogged"
+objective = "cost"
+upper_bound_mult = 4.0
+
+[network]
+n_stores = 5
+n_warehouses = 1
+
+[stores]
+holding_cost = 1.0
+underage_cost = 4.0
+lead_time = 2
+
+[demand]
+distribution = "normal"
+mean = "reference"
+std = "reference"
+correlation = 0.5
+clip = false
+
+[warehouses]
+holding_cost = 0.5
+lead_time = 3
+
+[initial_inventory]
+rule = "uniform_mean"
+range_mult = [0.0, 1.0]
+inventory_periods = 2
+"#;
+
+const MANY_WAREHOUSES_LOST: &str = r#"
+name = "many_warehouses_lost"
+description = "Two warehouses, 10 stores with a fixed adjacency and per-edge lead times, lost sales, edge costs; reference per-store parameters"
+unmet_demand = "lost"
+objective = "cost"
+upper_bound_mult = 4.0
+
+[network]
+n_stores = 10
+n_warehouses = 2
+adjacency = [
+    [0, 0, 1, 1, 1, 0, 1, 1, 1, 0],
+    [1, 1, 1, 1, 1, 1, 0, 1, 1, 1],
+]
+
+[stores]
+holding_cost = "reference"
+underage_cost = "reference"
+lead_time = [[0, 2], [0, 1], [6, 2], [6, 2], [6, 1], [0, 2], [6, 0], [5, 2], [6, 2], [0, 2]]
+
+[demand]
+distribution = "normal"
+mean = "reference"
+std = "reference"
+correlation = 0.5
+clip = true
+
+[warehouses]
+holding_cost = [0.3, 0.4]
+lead_time = 3
+edge_cost = [0.5, 1.5]
+
+[initial_inventory]
+rule = "uniform_mean"
+range_mult = [0.0, 1.0]
+inventory_periods = 3
+
+[observation]
+static_features = ["mean", "std"]
+"#;
+
+/// The embedded settings: name, description, TOML body, split sizes.
+const EMBEDDED: &[(&str, &str, &str, &str)] = &[
+    (
+        "one_store_lost",
+        "one store, lost sales, Poisson(5), L=4, p=9, h=1 (test actions rounded)",
+        ONE_STORE_LOST,
+        SIZES_ONE_STORE,
+    ),
+    (
+        "one_store_backlogged",
+        "one store, backlogged, N(5,1.6) clipped, L=4, p=9, h=1 (base stock optimal)",
+        ONE_STORE_BACKLOGGED,
+        SIZES_ONE_STORE,
+    ),
+    (
+        "serial_system",
+        "serial chain of 4 locations (serial_system_3 … serial_system_7 for 3–7), backlogged, N(5,2) clipped",
+        SERIAL_SYSTEM,
+        SIZES_ONE_STORE,
+    ),
+    (
+        "one_warehouse_lost",
+        "1 warehouse + 5 stores (n_stores=3…50), lost sales, reference instance, MVN rho=0.5 clipped",
+        ONE_WAREHOUSE_LOST,
+        SIZES_WAREHOUSE,
+    ),
+    (
+        "transshipment_backlogged",
+        "transshipment center + 5 stores (n_stores=3…50), backlogged, MVN rho=0.5 not clipped, L=2, p=4",
+        TRANSSHIPMENT_BACKLOGGED,
+        SIZES_TRANSSHIPMENT,
+    ),
+    (
+        "many_warehouses_lost",
+        "2 warehouses + 10 stores with adjacency, per-edge lead times and edge costs, lost sales",
+        MANY_WAREHOUSES_LOST,
+        SIZES_WAREHOUSE,
+    ),
+];
+
+/// Extra-echelon lead times of the serial chain (most upstream first), for up to 5 echelons.
+const SERIAL_ECHELON_LEAD_TIMES: [f64; 5] = [2.0, 4.0, 1.0, 3.0, 2.0];
+/// Extra-echelon holding costs of the serial chain, for up to 5 echelons.
+const SERIAL_ECHELON_HOLDING_COSTS: [f64; 5] = [0.1, 0.2, 0.25, 0.3, 0.4];
+
+/// The embedded settings, in a stable order.
+pub fn list_settings() -> Vec<SettingInfo> {
+    EMBEDDED
+        .iter()
+        .map(|&(name, description, _, _)| SettingInfo { name, description })
+        .collect()
+}
+
+/// The embedded setting `name`, validated. Also accepts `serial_system_3` … `serial_system_7`.
+/// An unknown name gives an error listing the valid names.
+pub fn setting(name: &str) -> Result<Setting, ConfigError> {
+    if let Some(n) = name.strip_prefix("serial_system_")
+        && let Ok(n_locations) = n.parse::<usize>()
+    {
+        return serial_system(n_locations);
+    }
+    let Some(&(_, _, body, sizes)) = EMBEDDED.iter().find(|entry| entry.0 == name) else {
+        let mut valid: Vec<&str> = EMBEDDED.iter().map(|entry| entry.0).collect();
+        valid.push("serial_system_3 … serial_system_7");
+        return Err(ConfigError::UnknownSetting {
+            name: name.to_string(),
+            valid: valid.join(", "),
+        });
+    };
+    Setting::from_toml_str(&format!("{body}\n{sizes}\n{SEEDS}"))
+}
+
+/// The serial chain with `n_locations` ∈ 3..=7 locations (store, warehouse and
+/// `n_locations − 2` extra echelons with lead times `[2, 4, 1, 3, 2]` and holding costs
+/// `[0.1, 0.2, 0.25, 0.3, 0.4]`, truncated).
+pub fn serial_system(n_locations: usize) -> Result<Setting, ConfigError> {
+    if !(3..=7).contains(&n_locations) {
+        return Err(ConfigError::Invalid {
+            field: "n_locations".to_string(),
+            message: format!("is {n_locations}; allowed for serial_system: 3 to 7"),
+        });
+    }
+    let mut setting = setting("serial_system")?;
+    let n_echelons = n_locations - 2;
+    setting.echelons = Some(EchelonParams {
+        holding_cost: SERIAL_ECHELON_HOLDING_COSTS[..n_echelons].to_vec(),
+        lead_time: SERIAL_ECHELON_LEAD_TIMES[..n_echelons].to_vec(),
+        pipeline_length: None,
+    });
+    if n_locations != 4 {
+        setting.name = format!("serial_system_{n_locations}");
+        setting.description = format!(
+            "Serial chain supplier -> echelons -> warehouse -> store, backlogged; N(5, 2) \
+             clipped; {n_locations} locations"
+        );
+    }
+    setting.validate()?;
+    Ok(setting)
+}

@@ -1,0 +1,214 @@
+//! The batched data the dynamics work on: the inventory [`State`], the [`Actions`] a policy
+//! takes in one period, and the per-batch [`Statics`] (costs, lead times, topology).
+//!
+//! Layout (fixed; the tape code and the policies build on it): every batched array is 2-D with
+//! **rows = sample × entity, sample-major** — row `b·S + s` for stores, `b·W + w` for warehouses,
+//! `b·E + e` for extra echelons — and columns = pipeline slots (state) or sources (actions).
+//! Pipeline column 0 is the on-hand quantity now (it already contains this period's arrival);
+//! column `k ≥ 1` is what arrives `k` periods from now. All quantities are `f32`.
+#![warn(missing_docs)]
+
+use ndarray::{Array1, Array2, Axis};
+
+use crate::config::{Objective, PipelineLengths, UnmetDemand};
+
+/// Inventory pipelines of every node of every sample in a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct State {
+    /// Store pipelines, `(B·S, Ls)`.
+    pub store: Array2<f32>,
+    /// Warehouse pipelines, `(B·W, Lw)`; zero rows when there is no warehouse.
+    pub warehouse: Array2<f32>,
+    /// Extra-echelon pipelines, `(B·E, Le)`; echelon 0 is the most upstream. Zero rows when `E = 0`.
+    pub echelon: Array2<f32>,
+}
+
+impl State {
+    /// All-zero pipelines for `n_samples` samples of the network described by `statics`
+    /// (only its node counts are used) with the given pipeline lengths.
+    pub fn zeros(n_samples: usize, statics: &Statics, lengths: PipelineLengths) -> State {
+        State {
+            store: Array2::zeros((n_samples * statics.n_stores, lengths.store)),
+            warehouse: Array2::zeros((n_samples * statics.n_warehouses, lengths.warehouse)),
+            echelon: Array2::zeros((n_samples * statics.n_echelons, lengths.echelon)),
+        }
+    }
+
+    /// Pipeline lengths of this state (`Ls`, `Lw`, `Le`).
+    pub fn pipeline_lengths(&self) -> PipelineLengths {
+        PipelineLengths {
+            store: self.store.ncols(),
+            warehouse: self.warehouse.ncols(),
+            echelon: self.echelon.ncols(),
+        }
+    }
+
+    /// The rows of the given samples, in the given order (a batch gather). `dims` gives the node
+    /// counts; every index must be below the number of samples in `self`.
+    pub fn gather(&self, samples: &[usize], dims: &Statics) -> State {
+        State {
+            store: gather_rows(&self.store, samples, dims.n_stores),
+            warehouse: gather_rows(&self.warehouse, samples, dims.n_warehouses),
+            echelon: gather_rows(&self.echelon, samples, dims.n_echelons),
+        }
+    }
+
+    /// Total units held anywhere (on hand or in transit, all nodes) per sample; backlog counts
+    /// as negative stock. Used by conservation checks.
+    pub fn total_units_per_sample(&self, dims: &Statics) -> Vec<f64> {
+        let n_samples = self.store.nrows().checked_div(dims.n_stores).unwrap_or(0);
+        let mut totals = vec![0.0f64; n_samples];
+        for (array, per_sample) in [
+            (&self.store, dims.n_stores),
+            (&self.warehouse, dims.n_warehouses),
+            (&self.echelon, dims.n_echelons),
+        ] {
+            if per_sample == 0 {
+                continue;
+            }
+            for (row_index, row) in array.rows().into_iter().enumerate() {
+                totals[row_index / per_sample] += row.iter().map(|&x| f64::from(x)).sum::<f64>();
+            }
+        }
+        totals
+    }
+}
+
+/// What a policy decides in one period for every sample of a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Actions {
+    /// `(B·S, W')` with `W' = max(W, 1)`: quantity shipped to store `s` from its source `w`
+    /// (the outside supplier when `W = 0`). Must be exactly 0 where `(s, w)` is not an edge.
+    pub store: Array2<f32>,
+    /// `(B·W, 1)`: quantity each warehouse orders from its source (the outside supplier, or the
+    /// last extra echelon in a serial chain).
+    pub warehouse: Array2<f32>,
+    /// `(B·E, 1)`: echelon 0 orders from the outside supplier, echelon `i > 0` from echelon `i − 1`.
+    pub echelon: Array2<f32>,
+}
+
+impl Actions {
+    /// All-zero actions of the right shapes for `n_samples` samples.
+    pub fn zeros(n_samples: usize, dims: &Statics) -> Actions {
+        Actions {
+            store: Array2::zeros((n_samples * dims.n_stores, dims.n_sources())),
+            warehouse: Array2::zeros((n_samples * dims.n_warehouses, 1)),
+            echelon: Array2::zeros((n_samples * dims.n_echelons, 1)),
+        }
+    }
+
+    /// Sets every action to 0 (keeps the shapes).
+    pub fn clear(&mut self) {
+        self.store.fill(0.0);
+        self.warehouse.fill(0.0);
+        self.echelon.fill(0.0);
+    }
+
+    /// Rounds every action to the nearest integer, ties to even (as `torch.round`); used at test
+    /// time for discrete (Poisson) demand.
+    pub fn round_half_even(&mut self) {
+        for array in [&mut self.store, &mut self.warehouse, &mut self.echelon] {
+            array.mapv_inplace(f32::round_ties_even);
+        }
+    }
+}
+
+/// Everything about a batch that does not change over time: topology, costs, lead times and the
+/// demand distribution's mean/std per store. Per-store quantities are per row (`b·S + s`), so
+/// they may differ across samples; warehouse and echelon quantities are per node, shared by all
+/// samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Statics {
+    /// Number of samples `B` in the batch.
+    pub n_samples: usize,
+    /// Stores per sample, `S ≥ 1`.
+    pub n_stores: usize,
+    /// Warehouses per sample, `W ≥ 0`.
+    pub n_warehouses: usize,
+    /// Extra echelons per sample, `E ≥ 0` (serial chains; requires `W ≥ 1`).
+    pub n_echelons: usize,
+    /// Lost sales or backlogging at the stores.
+    pub unmet_demand: UnmetDemand,
+    /// Minimise cost or maximise profit.
+    pub objective: Objective,
+    /// Store holding cost per unit left at the end of a period, `(B·S)`.
+    pub holding_cost: Array1<f32>,
+    /// Store underage cost per unit short (cost mode) or unit margin (profit mode), `(B·S)`.
+    pub underage_cost: Array1<f32>,
+    /// Lead time of shipments to store `s` from source `w`, `(B·S, W')`; `0` = no edge.
+    pub lead_time: Array2<u32>,
+    /// Mean of the demand distribution per store, `(B·S)`.
+    pub mean: Array1<f32>,
+    /// Standard deviation of the demand distribution per store, `(B·S)` (`√mean` for Poisson).
+    pub std: Array1<f32>,
+    /// Holding cost per unit of each warehouse, length `W`.
+    pub warehouse_holding_cost: Vec<f32>,
+    /// Lead time of each warehouse's inbound orders, length `W`.
+    pub warehouse_lead_time: Vec<u32>,
+    /// Cost per unit each warehouse orders (edge / procurement cost), length `W` (0 if none).
+    pub warehouse_edge_cost: Vec<f32>,
+    /// Holding cost per unit of each extra echelon, length `E`.
+    pub echelon_holding_cost: Vec<f32>,
+    /// Lead time of each extra echelon's inbound orders, length `E`.
+    pub echelon_lead_time: Vec<u32>,
+    /// `(W, S)`: `true` where warehouse `w` can ship to store `s`.
+    pub adjacency: Array2<bool>,
+}
+
+impl Statics {
+    /// `W' = max(W, 1)`: number of source columns in the store actions and lead times.
+    pub fn n_sources(&self) -> usize {
+        self.n_warehouses.max(1)
+    }
+
+    /// The statics of the given samples, in the given order (a batch gather).
+    pub fn gather(&self, samples: &[usize]) -> Statics {
+        let s = self.n_stores;
+        let rows: Vec<usize> = samples.iter().flat_map(|&b| (b * s)..(b * s + s)).collect();
+        Statics {
+            n_samples: samples.len(),
+            holding_cost: self.holding_cost.select(Axis(0), &rows),
+            underage_cost: self.underage_cost.select(Axis(0), &rows),
+            lead_time: self.lead_time.select(Axis(0), &rows),
+            mean: self.mean.select(Axis(0), &rows),
+            std: self.std.select(Axis(0), &rows),
+            ..self.clone_constants()
+        }
+    }
+
+    /// A copy with the per-row arrays emptied (used by `gather` to avoid copying them twice).
+    fn clone_constants(&self) -> Statics {
+        Statics {
+            n_samples: 0,
+            n_stores: self.n_stores,
+            n_warehouses: self.n_warehouses,
+            n_echelons: self.n_echelons,
+            unmet_demand: self.unmet_demand,
+            objective: self.objective,
+            holding_cost: Array1::zeros(0),
+            underage_cost: Array1::zeros(0),
+            lead_time: Array2::zeros((0, self.n_sources())),
+            mean: Array1::zeros(0),
+            std: Array1::zeros(0),
+            warehouse_holding_cost: self.warehouse_holding_cost.clone(),
+            warehouse_lead_time: self.warehouse_lead_time.clone(),
+            warehouse_edge_cost: self.warehouse_edge_cost.clone(),
+            echelon_holding_cost: self.echelon_holding_cost.clone(),
+            echelon_lead_time: self.echelon_lead_time.clone(),
+            adjacency: self.adjacency.clone(),
+        }
+    }
+}
+
+/// Rows `b·per_sample .. (b+1)·per_sample` of `array` for every `b` in `samples`.
+pub(crate) fn gather_rows<T: Clone>(
+    array: &Array2<T>,
+    samples: &[usize],
+    per_sample: usize,
+) -> Array2<T> {
+    let rows: Vec<usize> = samples
+        .iter()
+        .flat_map(|&b| (b * per_sample)..(b * per_sample + per_sample))
+        .collect();
+    array.select(Axis(0), &rows)
+}

@@ -1,0 +1,876 @@
+//! The differentiable path: one period of the dynamics recorded on the autodiff tape as a handful of
+//! fused [`CustomOp`] nodes with hand-written vector–Jacobian products (VJPs), instead of a dozen
+//! primitive nodes per node type. The forward formulas are the tape-free ones of
+//! [`crate::dynamics`]; each op is checked against finite differences and against the same step
+//! composed from primitive tape ops (tests in `crates/sim/tests/tape.rs`).
+//!
+//! Per period, in the order of events of the spec:
+//! 1. [`Ration`]: shipments asked of each warehouse / echelon are scaled down proportionally when
+//!    they exceed its on-hand, so upstream stock never goes negative;
+//! 2. [`StoreCost`] and [`StoreAdvance`]: store cost, demand served (lost or backlogged), pipelines
+//!    advanced and the (rationed) shipments placed in their lead-time slots;
+//! 3. [`Outflow`], [`UpstreamCost`] and [`UpstreamAdvance`] for warehouses, then for echelons.
+//!
+//! Conventions at kinks follow the engine (`hdpo_autodiff::ops`): `max(x, 0)` passes no gradient at
+//! `x = 0`; rationing uses the unscaled branch when the request equals the stock exactly.
+
+use crate::config::{Objective, UnmetDemand};
+use crate::dynamics::{self, StepError};
+use crate::state::{State, Statics};
+use hdpo_autodiff::{CustomOp, Tape, Var};
+use ndarray::{Array2, s};
+use std::sync::Arc;
+
+/// Marks a request served by the outside supplier (never rationed).
+pub const OUTSIDE_SUPPLIER: u32 = u32::MAX;
+
+/// The pipelines of a batch on the tape (same layout as [`State`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TapeState {
+    /// Store pipelines `(B·S, Ls)`.
+    pub store: Var,
+    /// Warehouse pipelines `(B·W, Lw)`, if `W > 0`.
+    pub warehouse: Option<Var>,
+    /// Echelon pipelines `(B·E, Le)`, if `E > 0`.
+    pub echelon: Option<Var>,
+}
+
+impl TapeState {
+    /// Puts a tape-free state on the tape as constants (the start of a rollout).
+    pub fn from_state(tape: &mut Tape, state: &State) -> TapeState {
+        let store = tape.constant_from(state.store.view());
+        let warehouse =
+            (state.warehouse.nrows() > 0).then(|| tape.constant_from(state.warehouse.view()));
+        let echelon = (state.echelon.nrows() > 0).then(|| tape.constant_from(state.echelon.view()));
+        TapeState {
+            store,
+            warehouse,
+            echelon,
+        }
+    }
+
+    /// Copies the values back into a tape-free state.
+    pub fn to_state(&self, tape: &Tape) -> State {
+        let empty = |cols: usize| Array2::zeros((0, cols));
+        State {
+            store: tape.value(self.store).clone(),
+            warehouse: self
+                .warehouse
+                .map_or_else(|| empty(2), |v| tape.value(v).clone()),
+            echelon: self
+                .echelon
+                .map_or_else(|| empty(2), |v| tape.value(v).clone()),
+        }
+    }
+}
+
+/// A policy's decisions on the tape (same layout as [`crate::state::Actions`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TapeActions {
+    /// `(B·S, W')` shipments to each store from each source.
+    pub store: Var,
+    /// `(B·W, 1)` warehouse orders, if `W > 0`.
+    pub warehouse: Option<Var>,
+    /// `(B·E, 1)` echelon orders, if `E > 0`.
+    pub echelon: Option<Var>,
+}
+
+/// Cost of one period on the tape: per store row, and per warehouse / echelon row.
+#[derive(Clone, Copy, Debug)]
+pub struct PeriodCost {
+    /// `(B·S, 1)`.
+    pub store: Var,
+    /// `(B·W, 1)` holding + edge costs, if `W > 0`.
+    pub warehouse: Option<Var>,
+    /// `(B·E, 1)` holding costs, if `E > 0`.
+    pub echelon: Option<Var>,
+}
+
+impl PeriodCost {
+    /// The total cost of the period over the whole batch, `(1, 1)`.
+    pub fn total(&self, tape: &mut Tape) -> Var {
+        let mut total = tape.sum_all(self.store);
+        for v in [self.warehouse, self.echelon].into_iter().flatten() {
+            let part = tape.sum_all(v);
+            total = tape.add(total, part);
+        }
+        total
+    }
+}
+
+/// Everything about a batch the fused ops need, prepared once per rollout: cost columns on the
+/// tape, lead-time slots and supplier maps.
+pub struct TapeDynamics {
+    n_samples: usize,
+    n_stores: usize,
+    n_sources: usize,
+    n_warehouses: usize,
+    n_echelons: usize,
+    store_cost: Arc<StoreCost>,
+    store_advance: Arc<StoreAdvance>,
+    store_ration: Arc<Ration>,
+    warehouse_outflow: Option<Arc<Outflow>>,
+    warehouse_cost: Option<Arc<UpstreamCost>>,
+    warehouse_advance: Option<Arc<UpstreamAdvance>>,
+    warehouse_ration: Option<Arc<Ration>>,
+    echelon_outflow: Option<Arc<Outflow>>,
+    echelon_cost: Option<Arc<UpstreamCost>>,
+    echelon_advance: Option<Arc<UpstreamAdvance>>,
+    echelon_ration: Option<Arc<Ration>>,
+    /// `(B·S, W')`: true where the store–source pair is an edge.
+    edges: Vec<bool>,
+}
+
+impl TapeDynamics {
+    /// Prepares the fused ops for a batch described by `statics`.
+    pub fn new(statics: &Statics) -> TapeDynamics {
+        let (b, n_s, n_w, n_e) = (
+            statics.n_samples,
+            statics.n_stores,
+            statics.n_warehouses,
+            statics.n_echelons,
+        );
+        let m = statics.n_sources();
+        let rows = b * n_s;
+        // store requests: row r, source w → warehouse pipeline row b·W + w (or the outside supplier)
+        let mut store_supplier = vec![OUTSIDE_SUPPLIER; rows * m];
+        let mut store_slot = vec![0u32; rows * m];
+        let mut edges = vec![false; rows * m];
+        for r in 0..rows {
+            for w in 0..m {
+                let lt = statics.lead_time[[r, w]];
+                let k = r * m + w;
+                edges[k] = lt > 0;
+                store_slot[k] = lt.saturating_sub(1);
+                if n_w > 0 && lt > 0 {
+                    store_supplier[k] = ((r / n_s) * n_w + w) as u32;
+                }
+            }
+        }
+        let store_cost = Arc::new(StoreCost {
+            underage: statics.underage_cost.to_vec(),
+            holding: statics.holding_cost.to_vec(),
+            objective: statics.objective,
+        });
+        let store_advance = Arc::new(StoreAdvance {
+            unmet: statics.unmet_demand,
+            slot: store_slot,
+            edge: edges.clone(),
+            n_sources: m,
+        });
+        let store_ration = Arc::new(Ration {
+            supplier_row: store_supplier.clone(),
+            n_suppliers: b * n_w,
+        });
+
+        let (
+            mut warehouse_outflow,
+            mut warehouse_cost,
+            mut warehouse_advance,
+            mut warehouse_ration,
+        ) = (None, None, None, None);
+        if n_w > 0 {
+            let wrows = b * n_w;
+            warehouse_outflow = Some(Arc::new(Outflow {
+                maps: vec![store_supplier],
+                n_rows: wrows,
+            }));
+            warehouse_cost = Some(Arc::new(UpstreamCost {
+                holding: (0..wrows)
+                    .map(|r| statics.warehouse_holding_cost[r % n_w])
+                    .collect(),
+                edge_cost: (0..wrows)
+                    .map(|r| {
+                        statics
+                            .warehouse_edge_cost
+                            .get(r % n_w)
+                            .copied()
+                            .unwrap_or(0.0)
+                    })
+                    .collect(),
+            }));
+            warehouse_advance = Some(Arc::new(UpstreamAdvance {
+                slot: (0..wrows)
+                    .map(|r| statics.warehouse_lead_time[r % n_w] - 1)
+                    .collect(),
+            }));
+            if n_e > 0 {
+                // every warehouse orders from the last echelon of its sample
+                let supplier = (0..wrows)
+                    .map(|r| ((r / n_w) * n_e + n_e - 1) as u32)
+                    .collect();
+                warehouse_ration = Some(Arc::new(Ration {
+                    supplier_row: supplier,
+                    n_suppliers: b * n_e,
+                }));
+            }
+        }
+        let (mut echelon_outflow, mut echelon_cost, mut echelon_advance, mut echelon_ration) =
+            (None, None, None, None);
+        if n_e > 0 {
+            let erows = b * n_e;
+            // echelon e > 0 orders from echelon e − 1; echelon 0 from the outside supplier
+            let supplier: Vec<u32> = (0..erows)
+                .map(|r| {
+                    if r % n_e == 0 {
+                        OUTSIDE_SUPPLIER
+                    } else {
+                        (r - 1) as u32
+                    }
+                })
+                .collect();
+            let wh_supplier: Vec<u32> = (0..b * n_w)
+                .map(|r| ((r / n_w) * n_e + n_e - 1) as u32)
+                .collect();
+            echelon_outflow = Some(Arc::new(Outflow {
+                maps: vec![supplier.clone(), wh_supplier],
+                n_rows: erows,
+            }));
+            echelon_cost = Some(Arc::new(UpstreamCost {
+                holding: (0..erows)
+                    .map(|r| statics.echelon_holding_cost[r % n_e])
+                    .collect(),
+                edge_cost: vec![0.0; erows],
+            }));
+            echelon_advance = Some(Arc::new(UpstreamAdvance {
+                slot: (0..erows)
+                    .map(|r| statics.echelon_lead_time[r % n_e] - 1)
+                    .collect(),
+            }));
+            echelon_ration = Some(Arc::new(Ration {
+                supplier_row: supplier,
+                n_suppliers: erows,
+            }));
+        }
+        TapeDynamics {
+            n_samples: b,
+            n_stores: n_s,
+            n_sources: m,
+            n_warehouses: n_w,
+            n_echelons: n_e,
+            store_cost,
+            store_advance,
+            store_ration,
+            warehouse_outflow,
+            warehouse_cost,
+            warehouse_advance,
+            warehouse_ration,
+            echelon_outflow,
+            echelon_cost,
+            echelon_advance,
+            echelon_ration,
+            edges,
+        }
+    }
+
+    /// Checks action shapes, finiteness, that no shipment uses a non-edge and that nothing
+    /// negative is asked of a warehouse or echelon (the errors of [`dynamics::validate_actions`]).
+    pub fn validate(&self, tape: &Tape, actions: &TapeActions) -> Result<(), StepError> {
+        let specs = [
+            (
+                "actions.store",
+                Some(actions.store),
+                self.n_samples * self.n_stores,
+                self.n_sources,
+            ),
+            (
+                "actions.warehouse",
+                actions.warehouse,
+                self.n_samples * self.n_warehouses,
+                1,
+            ),
+            (
+                "actions.echelon",
+                actions.echelon,
+                self.n_samples * self.n_echelons,
+                1,
+            ),
+        ];
+        for (what, var, rows, cols) in specs {
+            let Some(var) = var else {
+                if rows == 0 {
+                    continue;
+                }
+                return Err(StepError::Shape {
+                    what,
+                    expected: (rows, cols),
+                    found: (0, 0),
+                });
+            };
+            let found = tape.shape(var);
+            if found != (rows, cols) {
+                return Err(StepError::Shape {
+                    what,
+                    expected: (rows, cols),
+                    found,
+                });
+            }
+            let values = tape.value(var).as_slice().expect("standard layout");
+            if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+                return Err(StepError::NonFinite {
+                    what,
+                    row: k / cols,
+                    value: values[k],
+                });
+            }
+        }
+        let values = tape
+            .value(actions.store)
+            .as_slice()
+            .expect("standard layout");
+        for (k, &q) in values.iter().enumerate() {
+            let (r, w) = (k / self.n_sources, k % self.n_sources);
+            let (sample, store) = (r / self.n_stores, r % self.n_stores);
+            if !self.edges[k] && q != 0.0 {
+                return Err(StepError::NonEdgeShipment {
+                    sample,
+                    store,
+                    warehouse: w,
+                    quantity: q,
+                });
+            }
+            if self.n_warehouses > 0 && q < 0.0 {
+                return Err(StepError::NegativeShipment {
+                    what: "store action",
+                    sample,
+                    node: store,
+                    quantity: q,
+                });
+            }
+        }
+        let upstream = [
+            (
+                "warehouse order",
+                actions.warehouse,
+                self.n_warehouses,
+                self.n_echelons > 0,
+            ),
+            ("echelon order", actions.echelon, self.n_echelons, true),
+        ];
+        for (what, var, per_sample, rationed) in upstream {
+            let Some(var) = var else { continue };
+            for (r, &q) in tape.value(var).iter().enumerate() {
+                // echelon 0 orders from the outside supplier: any sign is accepted there
+                let from_outside = what == "echelon order" && r % per_sample == 0;
+                if rationed && !from_outside && q < 0.0 {
+                    return Err(StepError::NegativeShipment {
+                        what,
+                        sample: r / per_sample,
+                        node: r % per_sample,
+                        quantity: q,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records one period: `demand` is the `(B·S, 1)` demand of this period. Returns the next state
+    /// and the period's costs.
+    pub fn step(
+        &self,
+        tape: &mut Tape,
+        state: &TapeState,
+        actions: &TapeActions,
+        demand: Var,
+    ) -> Result<(TapeState, PeriodCost), StepError> {
+        self.validate(tape, actions)?;
+        // 1. rationing at every supplying node, on its on-hand at the start of the period
+        let store_received = match state.warehouse {
+            Some(wh) => tape.custom(self.store_ration.clone(), &[actions.store, wh]),
+            None => actions.store,
+        };
+        let warehouse_received = match (actions.warehouse, state.echelon, &self.warehouse_ration) {
+            (Some(order), Some(ech), Some(op)) => Some(tape.custom(op.clone(), &[order, ech])),
+            (order, _, _) => order,
+        };
+        let echelon_received = match (actions.echelon, state.echelon, &self.echelon_ration) {
+            (Some(order), Some(ech), Some(op)) => Some(tape.custom(op.clone(), &[order, ech])),
+            _ => None,
+        };
+        // 2. stores
+        let store_cost = tape.custom(self.store_cost.clone(), &[state.store, demand]);
+        let store = tape.custom(
+            self.store_advance.clone(),
+            &[state.store, demand, store_received],
+        );
+        // 3. warehouses
+        let (mut warehouse, mut warehouse_cost) = (None, None);
+        if let (Some(wh), Some(order)) = (state.warehouse, warehouse_received) {
+            let outflow = tape.custom(
+                self.warehouse_outflow.clone().expect("W > 0"),
+                &[store_received],
+            );
+            warehouse_cost = Some(tape.custom(
+                self.warehouse_cost.clone().expect("W > 0"),
+                &[wh, outflow, order],
+            ));
+            warehouse = Some(tape.custom(
+                self.warehouse_advance.clone().expect("W > 0"),
+                &[wh, outflow, order],
+            ));
+        }
+        // 4. echelons
+        let (mut echelon, mut echelon_cost) = (None, None);
+        if let (Some(ech), Some(order), Some(wh_order)) =
+            (state.echelon, echelon_received, warehouse_received)
+        {
+            let outflow = tape.custom(
+                self.echelon_outflow.clone().expect("E > 0"),
+                &[order, wh_order],
+            );
+            echelon_cost = Some(tape.custom(
+                self.echelon_cost.clone().expect("E > 0"),
+                &[ech, outflow, order],
+            ));
+            echelon = Some(tape.custom(
+                self.echelon_advance.clone().expect("E > 0"),
+                &[ech, outflow, order],
+            ));
+        }
+        Ok((
+            TapeState {
+                store,
+                warehouse,
+                echelon,
+            },
+            PeriodCost {
+                store: store_cost,
+                warehouse: warehouse_cost,
+                echelon: echelon_cost,
+            },
+        ))
+    }
+}
+
+// =================================================================================================
+// The fused ops. Each: the forward formula (from `dynamics`) and its VJP side by side.
+// =================================================================================================
+
+fn col0(x: &Array2<f32>, r: usize) -> f32 {
+    x[[r, 0]]
+}
+
+/// `(∂cost/∂on_hand, ∂cost/∂demand)` of the store cost; 0 at the kink `on == d` (the engine's
+/// convention for `max(x, 0)`), except profit mode's `min(on, d)`, which splits a tie 0.5 / 0.5.
+fn store_cost_partials(
+    on: f32,
+    d: f32,
+    holding: f32,
+    underage: f32,
+    objective: Objective,
+) -> (f32, f32) {
+    let over = if on > d { holding } else { 0.0 };
+    match objective {
+        Objective::Cost => {
+            let under = if on < d { underage } else { 0.0 };
+            (over - under, under - over)
+        }
+        Objective::Profit => {
+            // −p·min(on, d): the smaller argument gets the gradient, a tie splits it
+            let (sales_on, sales_d) = if on < d {
+                (1.0, 0.0)
+            } else if on > d {
+                (0.0, 1.0)
+            } else {
+                (0.5, 0.5)
+            };
+            (over - underage * sales_on, -over - underage * sales_d)
+        }
+    }
+}
+
+/// `(∂leftover/∂on_hand, ∂leftover/∂demand)`: backlog `on − d`; lost `max(on − d, 0)` (0 at the kink).
+fn leftover_partials(on: f32, d: f32, unmet: UnmetDemand) -> (f32, f32) {
+    match unmet {
+        UnmetDemand::Backlogged => (1.0, -1.0),
+        UnmetDemand::Lost if on > d => (1.0, -1.0),
+        UnmetDemand::Lost => (0.0, 0.0),
+    }
+}
+
+/// Store cost of one period: input `[pipeline (R, Ls), demand (R, 1)]`, output `(R, 1)`.
+/// Cost mode `p·max(d − on, 0) + h·max(on − d, 0)`; profit mode `−p·min(on, d) + h·max(on − d, 0)`.
+#[derive(Debug)]
+pub struct StoreCost {
+    underage: Vec<f32>,
+    holding: Vec<f32>,
+    objective: Objective,
+}
+
+impl CustomOp for StoreCost {
+    fn name(&self) -> &str {
+        "store_cost"
+    }
+    fn output_shape(&self, inputs: &[(usize, usize)]) -> (usize, usize) {
+        assert_eq!(
+            inputs[1],
+            (inputs[0].0, 1),
+            "store_cost: demand must be (R, 1)"
+        );
+        (inputs[0].0, 1)
+    }
+    fn forward(&self, inputs: &[&Array2<f32>], output: &mut Array2<f32>) {
+        let (pipe, demand) = (inputs[0], inputs[1]);
+        for r in 0..pipe.nrows() {
+            let (on, d, h, p) = (
+                col0(pipe, r),
+                demand[[r, 0]],
+                self.holding[r],
+                self.underage[r],
+            );
+            output[[r, 0]] = match self.objective {
+                Objective::Cost => dynamics::store_cost(on, d, h, p),
+                Objective::Profit => dynamics::store_profit_cost(on, d, h, p),
+            };
+        }
+    }
+    fn backward(
+        &self,
+        inputs: &[&Array2<f32>],
+        _: &Array2<f32>,
+        g: &Array2<f32>,
+        grads: &mut [Option<Array2<f32>>],
+    ) {
+        let (pipe, demand) = (inputs[0], inputs[1]);
+        for r in 0..pipe.nrows() {
+            let (d_on, d_demand) = store_cost_partials(
+                col0(pipe, r),
+                demand[[r, 0]],
+                self.holding[r],
+                self.underage[r],
+                self.objective,
+            );
+            if let Some(gp) = grads[0].as_mut() {
+                gp[[r, 0]] += g[[r, 0]] * d_on;
+            }
+            if let Some(gd) = grads[1].as_mut() {
+                gd[[r, 0]] += g[[r, 0]] * d_demand;
+            }
+        }
+    }
+}
+
+/// Store pipeline advance: input `[pipeline (R, Ls), demand (R, 1), received (R, W')]`, output the
+/// next pipeline `(R, Ls)`: leftover (clipped at 0 for lost sales) plus the next arrival in slot 0,
+/// slots shifted left, each received shipment added in slot `lead_time − 1`.
+#[derive(Debug)]
+pub struct StoreAdvance {
+    unmet: UnmetDemand,
+    /// `(R·W')` target slot of each (row, source).
+    slot: Vec<u32>,
+    /// `(R·W')` whether the pair is an edge.
+    edge: Vec<bool>,
+    n_sources: usize,
+}
+
+impl CustomOp for StoreAdvance {
+    fn name(&self) -> &str {
+        "store_advance"
+    }
+    fn output_shape(&self, inputs: &[(usize, usize)]) -> (usize, usize) {
+        assert_eq!(
+            inputs[2],
+            (inputs[0].0, self.n_sources),
+            "store_advance: received must be (R, W')"
+        );
+        inputs[0]
+    }
+    fn forward(&self, inputs: &[&Array2<f32>], out: &mut Array2<f32>) {
+        let (pipe, demand, received) = (inputs[0], inputs[1], inputs[2]);
+        let l = pipe.ncols();
+        out.slice_mut(s![.., ..l - 1])
+            .assign(&pipe.slice(s![.., 1..]));
+        out.column_mut(l - 1).fill(0.0);
+        for r in 0..pipe.nrows() {
+            out[[r, 0]] += match self.unmet {
+                UnmetDemand::Lost => dynamics::leftover_lost(pipe[[r, 0]], demand[[r, 0]]),
+                UnmetDemand::Backlogged => {
+                    dynamics::leftover_backlogged(pipe[[r, 0]], demand[[r, 0]])
+                }
+            };
+            for w in 0..self.n_sources {
+                let k = r * self.n_sources + w;
+                if self.edge[k] {
+                    out[[r, self.slot[k] as usize]] += received[[r, w]];
+                }
+            }
+        }
+    }
+    fn backward(
+        &self,
+        inputs: &[&Array2<f32>],
+        _: &Array2<f32>,
+        g: &Array2<f32>,
+        grads: &mut [Option<Array2<f32>>],
+    ) {
+        let (pipe, demand) = (inputs[0], inputs[1]);
+        let l = pipe.ncols();
+        for r in 0..pipe.nrows() {
+            let (d_on, d_demand) = leftover_partials(pipe[[r, 0]], demand[[r, 0]], self.unmet);
+            if let Some(gp) = grads[0].as_mut() {
+                // next[j] = pipe[j + 1] for j ≥ 0 (plus the leftover in slot 0)
+                for j in 0..l - 1 {
+                    gp[[r, j + 1]] += g[[r, j]];
+                }
+                gp[[r, 0]] += g[[r, 0]] * d_on;
+            }
+            if let Some(gd) = grads[1].as_mut() {
+                gd[[r, 0]] += g[[r, 0]] * d_demand;
+            }
+            if let Some(gr) = grads[2].as_mut() {
+                for w in 0..self.n_sources {
+                    let k = r * self.n_sources + w;
+                    if self.edge[k] {
+                        gr[[r, w]] += g[[r, self.slot[k] as usize]];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Proportional rationing: input `[requests (R, m), supplier pipelines (Rs, L)]`, output the
+/// shipments actually made `(R, m)`. Request `(r, w)` draws on supplier row `supplier_row[r·m + w]`
+/// ([`OUTSIDE_SUPPLIER`]: unlimited). When the requests on a supplier exceed its on-hand `A`, each
+/// is scaled by `k = A / Σ requests`.
+#[derive(Debug)]
+pub struct Ration {
+    supplier_row: Vec<u32>,
+    n_suppliers: usize,
+}
+
+impl Ration {
+    /// Requested total per supplier row.
+    fn totals(&self, requests: &[f32]) -> Vec<f32> {
+        let mut total = vec![0.0f32; self.n_suppliers];
+        for (k, &q) in requests.iter().enumerate() {
+            let s = self.supplier_row[k];
+            if s != OUTSIDE_SUPPLIER {
+                total[s as usize] += q;
+            }
+        }
+        total
+    }
+}
+
+impl CustomOp for Ration {
+    fn name(&self) -> &str {
+        "ration"
+    }
+    fn output_shape(&self, inputs: &[(usize, usize)]) -> (usize, usize) {
+        assert_eq!(
+            inputs[0].0 * inputs[0].1,
+            self.supplier_row.len(),
+            "ration: request shape"
+        );
+        assert_eq!(inputs[1].0, self.n_suppliers, "ration: supplier rows");
+        inputs[0]
+    }
+    fn forward(&self, inputs: &[&Array2<f32>], out: &mut Array2<f32>) {
+        let q = inputs[0].as_slice().expect("standard layout");
+        let supply = inputs[1];
+        let total = self.totals(q);
+        let o = out.as_slice_mut().expect("standard layout");
+        for (k, (o, &q)) in o.iter_mut().zip(q).enumerate() {
+            let s = self.supplier_row[k];
+            *o = if s == OUTSIDE_SUPPLIER {
+                q
+            } else {
+                q * dynamics::rationing_factor(supply[[s as usize, 0]], total[s as usize])
+            };
+        }
+    }
+    fn backward(
+        &self,
+        inputs: &[&Array2<f32>],
+        _: &Array2<f32>,
+        g: &Array2<f32>,
+        grads: &mut [Option<Array2<f32>>],
+    ) {
+        // Where k < 1: out_i = q_i·A/T ⇒ ∂/∂q_j = k·δ_ij − q_i·A/T², ∂/∂A = q_i/T.
+        let q = inputs[0].as_slice().expect("standard layout");
+        let gs = g.as_slice().expect("standard layout");
+        let supply = inputs[1];
+        let total = self.totals(q);
+        let mut gq_dot = vec![0.0f32; self.n_suppliers]; // Σ_i g_i q_i per supplier
+        for (k, (&gi, &qi)) in gs.iter().zip(q).enumerate() {
+            let s = self.supplier_row[k];
+            if s != OUTSIDE_SUPPLIER {
+                gq_dot[s as usize] += gi * qi;
+            }
+        }
+        // the unscaled branch of `rationing_factor` (k = 1) applies when total ≤ max(on-hand, 0)
+        let binds = |s: usize| total[s] > 0.0 && total[s] > supply[[s, 0]].max(0.0);
+        if let Some(gr) = grads[0].as_mut() {
+            let d = gr.as_slice_mut().expect("standard layout");
+            for (k, (d, &gi)) in d.iter_mut().zip(gs).enumerate() {
+                let s = self.supplier_row[k];
+                if s == OUTSIDE_SUPPLIER || !binds(s as usize) {
+                    *d += gi;
+                } else {
+                    let (a, t) = (supply[[s as usize, 0]], total[s as usize]);
+                    *d += (a / t) * gi - (a / (t * t)) * gq_dot[s as usize];
+                }
+            }
+        }
+        if let Some(gs_supply) = grads[1].as_mut() {
+            for s in 0..self.n_suppliers {
+                if binds(s) && supply[[s, 0]] > 0.0 {
+                    gs_supply[[s, 0]] += gq_dot[s] / total[s];
+                }
+            }
+        }
+    }
+}
+
+/// Units leaving each upstream row: input one or more `(R_k, 1)`/`(R_k, m_k)` shipment tensors,
+/// output `(n_rows, 1)` = the sum of the shipments mapped to each row (`maps[k]`, one entry per
+/// element of input `k`; [`OUTSIDE_SUPPLIER`] entries are not counted).
+#[derive(Debug)]
+pub struct Outflow {
+    maps: Vec<Vec<u32>>,
+    n_rows: usize,
+}
+
+impl CustomOp for Outflow {
+    fn name(&self) -> &str {
+        "outflow"
+    }
+    fn output_shape(&self, inputs: &[(usize, usize)]) -> (usize, usize) {
+        for (shape, map) in inputs.iter().zip(&self.maps) {
+            assert_eq!(shape.0 * shape.1, map.len(), "outflow: input size");
+        }
+        (self.n_rows, 1)
+    }
+    fn forward(&self, inputs: &[&Array2<f32>], out: &mut Array2<f32>) {
+        out.fill(0.0);
+        for (x, map) in inputs.iter().zip(&self.maps) {
+            for (&v, &s) in x.as_slice().expect("standard layout").iter().zip(map) {
+                if s != OUTSIDE_SUPPLIER {
+                    out[[s as usize, 0]] += v;
+                }
+            }
+        }
+    }
+    fn backward(
+        &self,
+        _: &[&Array2<f32>],
+        _: &Array2<f32>,
+        g: &Array2<f32>,
+        grads: &mut [Option<Array2<f32>>],
+    ) {
+        for (gx, map) in grads.iter_mut().zip(&self.maps) {
+            if let Some(gx) = gx.as_mut() {
+                for (d, &s) in gx
+                    .as_slice_mut()
+                    .expect("standard layout")
+                    .iter_mut()
+                    .zip(map)
+                {
+                    if s != OUTSIDE_SUPPLIER {
+                        *d += g[[s as usize, 0]];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Warehouse / echelon cost: input `[pipeline (R, L), outflow (R, 1), order (R, 1)]`, output
+/// `(R, 1)` = `h·max(on − outflow, 0) + edge_cost·order`.
+#[derive(Debug)]
+pub struct UpstreamCost {
+    holding: Vec<f32>,
+    edge_cost: Vec<f32>,
+}
+
+impl CustomOp for UpstreamCost {
+    fn name(&self) -> &str {
+        "upstream_cost"
+    }
+    fn output_shape(&self, inputs: &[(usize, usize)]) -> (usize, usize) {
+        (inputs[0].0, 1)
+    }
+    fn forward(&self, inputs: &[&Array2<f32>], out: &mut Array2<f32>) {
+        let (pipe, outflow, order) = (inputs[0], inputs[1], inputs[2]);
+        for r in 0..pipe.nrows() {
+            let leftover = pipe[[r, 0]] - outflow[[r, 0]];
+            out[[r, 0]] = dynamics::holding_cost(self.holding[r], leftover)
+                + dynamics::edge_cost(self.edge_cost[r], order[[r, 0]]);
+        }
+    }
+    fn backward(
+        &self,
+        inputs: &[&Array2<f32>],
+        _: &Array2<f32>,
+        g: &Array2<f32>,
+        grads: &mut [Option<Array2<f32>>],
+    ) {
+        let (pipe, outflow) = (inputs[0], inputs[1]);
+        for r in 0..pipe.nrows() {
+            let post = pipe[[r, 0]] - outflow[[r, 0]];
+            let d_post = if post > 0.0 { self.holding[r] } else { 0.0 };
+            if let Some(gp) = grads[0].as_mut() {
+                gp[[r, 0]] += g[[r, 0]] * d_post;
+            }
+            if let Some(go) = grads[1].as_mut() {
+                go[[r, 0]] -= g[[r, 0]] * d_post;
+            }
+            if let Some(gq) = grads[2].as_mut() {
+                gq[[r, 0]] += g[[r, 0]] * self.edge_cost[r];
+            }
+        }
+    }
+}
+
+/// Warehouse / echelon pipeline advance: input `[pipeline (R, L), outflow (R, 1), order (R, 1)]`,
+/// output the next pipeline: `on − outflow + next arrival` in slot 0, shift left, the order in slot
+/// `lead_time − 1`.
+#[derive(Debug)]
+pub struct UpstreamAdvance {
+    slot: Vec<u32>,
+}
+
+impl CustomOp for UpstreamAdvance {
+    fn name(&self) -> &str {
+        "upstream_advance"
+    }
+    fn output_shape(&self, inputs: &[(usize, usize)]) -> (usize, usize) {
+        inputs[0]
+    }
+    fn forward(&self, inputs: &[&Array2<f32>], out: &mut Array2<f32>) {
+        let (pipe, outflow, order) = (inputs[0], inputs[1], inputs[2]);
+        let l = pipe.ncols();
+        out.slice_mut(s![.., ..l - 1])
+            .assign(&pipe.slice(s![.., 1..]));
+        out.column_mut(l - 1).fill(0.0);
+        for r in 0..pipe.nrows() {
+            out[[r, 0]] += pipe[[r, 0]] - outflow[[r, 0]];
+            out[[r, self.slot[r] as usize]] += order[[r, 0]];
+        }
+    }
+    fn backward(
+        &self,
+        inputs: &[&Array2<f32>],
+        _: &Array2<f32>,
+        g: &Array2<f32>,
+        grads: &mut [Option<Array2<f32>>],
+    ) {
+        let l = inputs[0].ncols();
+        for r in 0..inputs[0].nrows() {
+            if let Some(gp) = grads[0].as_mut() {
+                for j in 0..l - 1 {
+                    gp[[r, j + 1]] += g[[r, j]];
+                }
+                gp[[r, 0]] += g[[r, 0]];
+            }
+            if let Some(go) = grads[1].as_mut() {
+                go[[r, 0]] -= g[[r, 0]];
+            }
+            if let Some(gq) = grads[2].as_mut() {
+                gq[[r, 0]] += g[[r, self.slot[r] as usize]];
+            }
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The tape-free evaluator: base-stock costs against the reference/analytic numbers, thread-count
+//! and chunking independence, oracle look-ahead, past demands, rounding and errors.
+
+use std::sync::Mutex;
+
+use hdpo_sim::config::{Setting, Split, StaticFeature};
+use hdpo_sim::eval::{
+    ActionPolicy, BaseStockPolicy, EvalError, EvalOptions, EvalReport, Observation, evaluate,
+};
+use hdpo_sim::settings::setting;
+use hdpo_sim::state::Actions;
+
+/// `setting` with the test split resized.
+fn with_test_split(name: &str, n_samples: usize, periods: usize, ignore: usize) -> Setting {
+    let mut s = setting(name).unwrap();
+    s.apply_overrides([
+        format!("splits.test.n_samples={n_samples}"),
+        format!("splits.test.batch_size={n_samples}"),
+        format!("splits.test.periods={periods}"),
+        format!("splits.test.ignore_periods={ignore}"),
+    ])
+    .unwrap();
+    s
+}
+
+fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+/// Base stock on one_store_backlogged (N(5, 1.6)⁺, L = 4, p = 9, h = 1). The reference reports
+/// 6.2780 / 6.3680 / 6.3180 for S = 29.585 / 29 / 30 on 32,768 × 2,000 reported periods with a
+/// standard error ≈ 0.002; the analytic values are 6.2788 / 6.3687 / 6.3190. We use 16,384
+/// samples × 1,700 reported periods (≈ 2.4× fewer sample-periods → standard error ≈ 0.003) and a
+/// tolerance of 0.012 (4 standard errors). The three levels share the demand (common random
+/// numbers), so their differences are far more precise: 29.585 must beat 30 must beat 29.
+#[test]
+fn base_stock_matches_the_reference_costs() {
+    let s = with_test_split("one_store_backlogged", 16384, 2000, 300);
+    let options = EvalOptions::for_setting(&s);
+    assert!(!options.round_actions);
+    let cost = |level: f32| -> EvalReport {
+        evaluate(&s, Split::Test, &BaseStockPolicy { level }, &options).unwrap()
+    };
+    let best = cost(29.585);
+    let low = cost(29.0);
+    let high = cost(30.0);
+    eprintln!(
+        "S=29.585: {:.4} (all periods {:.4}); S=29: {:.4}; S=30: {:.4}",
+        best.cost_per_store_period,
+        best.cost_per_store_period_all,
+        low.cost_per_store_period,
+        high.cost_per_store_period
+    );
+    assert!((best.cost_per_store_period - 6.2780).abs() < 0.012);
+    assert!((low.cost_per_store_period - 6.3680).abs() < 0.012);
+    assert!((high.cost_per_store_period - 6.3180).abs() < 0.012);
+    assert!(best.cost_per_store_period < high.cost_per_store_period);
+    assert!(high.cost_per_store_period < low.cost_per_store_period);
+    // Warm-up from the random initial state is more expensive than the steady state.
+    assert!(best.cost_per_store_period_all > best.cost_per_store_period);
+    assert_eq!(
+        (best.n_samples, best.periods, best.ignore_periods),
+        (16384, 2000, 300)
+    );
+    assert!(
+        (best.total_cost_reported / (16384.0 * 1700.0) - best.cost_per_store_period).abs() < 1e-12
+    );
+}
+
+#[test]
+fn result_is_independent_of_thread_count_and_chunking() {
+    // Several shards (shard size 100 → 7 shards, the last one partial), multi-store network.
+    let s = with_test_split("one_warehouse_lost", 650, 60, 20);
+    let policy = ProportionalPolicy { target: 12.0 };
+    let options = EvalOptions {
+        shard_size: 100,
+        ..EvalOptions::for_setting(&s)
+    };
+    let one = in_pool(1, || evaluate(&s, Split::Test, &policy, &options).unwrap());
+    let two = in_pool(2, || evaluate(&s, Split::Test, &policy, &options).unwrap());
+    assert_eq!(one, two, "identical, bit for bit, for 1 and 2 threads");
+    for chunk_periods in [1, 7, 60, 500] {
+        let chunked = EvalOptions {
+            chunk_periods,
+            ..options
+        };
+        let r = in_pool(2, || evaluate(&s, Split::Test, &policy, &chunked).unwrap());
+        assert_eq!(r, one, "chunk_periods {chunk_periods}");
+    }
+    // A different shard size only regroups the f64 sums.
+    let other = EvalOptions {
+        shard_size: 64,
+        ..options
+    };
+    let r = evaluate(&s, Split::Test, &policy, &other).unwrap();
+    let rel =
+        (r.cost_per_store_period - one.cost_per_store_period).abs() / one.cost_per_store_period;
+    assert!(rel < 1e-12, "{rel}");
+    assert!(one.cost_per_store_period > 0.0);
+}
+
+/// One warehouse: the warehouse orders up to a fixed level; each store asks for what brings
+/// its inventory position to `target` (rationed by the simulator when the warehouse runs short).
+struct ProportionalPolicy {
+    target: f32,
+}
+
+impl ActionPolicy for ProportionalPolicy {
+    fn act(&self, obs: &Observation<'_>, actions: &mut Actions) {
+        let state = obs.state();
+        for (pipeline, mut ship) in state.store.rows().into_iter().zip(actions.store.rows_mut()) {
+            ship[0] = (self.target - pipeline.sum()).max(0.0);
+        }
+        for (pipeline, mut order) in state
+            .warehouse
+            .rows()
+            .into_iter()
+            .zip(actions.warehouse.rows_mut())
+        {
+            order[0] = (5.0 * self.target - pipeline.sum()).max(0.0);
+        }
+    }
+}
+
+/// Non-admissible: orders exactly the demand that its order will meet (period t + L).
+struct JustInTime;
+
+impl ActionPolicy for JustInTime {
+    fn act(&self, obs: &Observation<'_>, actions: &mut Actions) {
+        let oracle = obs.oracle().expect("declared as an oracle");
+        for (r, mut order) in actions.store.rows_mut().into_iter().enumerate() {
+            let lead = oracle.statics.lead_time[[r, 0]] as usize;
+            order[0] = oracle.future_demand[[r, lead]];
+        }
+    }
+
+    fn oracle_lookahead(&self) -> Option<usize> {
+        Some(4)
+    }
+}
+
+#[test]
+fn oracle_sees_future_demand() {
+    // Lost sales, no initial stock: the first L = 4 periods lose demand, afterwards every
+    // arrival exactly meets its period's demand — zero cost. Chunks of 3 periods < look-ahead.
+    let mut s = with_test_split("one_store_lost", 300, 40, 4);
+    s.apply_override("initial_inventory.rule", "zero").unwrap();
+    let options = EvalOptions {
+        shard_size: 128,
+        chunk_periods: 3,
+        round_actions: true,
+    };
+    let r = evaluate(&s, Split::Test, &JustInTime, &options).unwrap();
+    assert_eq!(r.cost_per_store_period, 0.0);
+    // The first 4 periods lose Poisson(5) demand at p = 9: ≈ 9 · 5 · 4 / 40 per period.
+    assert!(
+        (r.cost_per_store_period_all - 4.5).abs() < 0.3,
+        "{}",
+        r.cost_per_store_period_all
+    );
+    // Admissible policies get no oracle view.
+    struct Peek;
+    impl ActionPolicy for Peek {
+        fn act(&self, obs: &Observation<'_>, _: &mut Actions) {
+            assert!(obs.oracle().is_none());
+            assert!(obs.past_demands().is_none());
+            assert!(obs.mean().is_none());
+        }
+    }
+    evaluate(&s, Split::Test, &Peek, &options).unwrap();
+}
+
+/// Checks that `past_demands` holds the demand of the previous periods, which it saw through a
+/// one-period oracle window.
+struct PastDemandChecker {
+    seen: Mutex<Vec<Vec<f32>>>,
+}
+
+impl ActionPolicy for PastDemandChecker {
+    fn act(&self, obs: &Observation<'_>, _: &mut Actions) {
+        let past = obs
+            .past_demands()
+            .expect("the setting asks for 3 past demands");
+        let current = obs.oracle().unwrap().future_demand.column(0).to_vec();
+        let mut seen = self.seen.lock().unwrap();
+        let t = obs.period();
+        assert_eq!(t, seen.len());
+        for k in 0..3 {
+            // Column 2 is period t − 1, column 0 period t − 3; zeros before period 0.
+            let expected: Vec<f32> = if t + k >= 3 {
+                seen[t + k - 3].clone()
+            } else {
+                vec![0.0; current.len()]
+            };
+            assert_eq!(past.column(k).to_vec(), expected, "period {t}, column {k}");
+        }
+        assert_eq!(obs.mean().map(|m| m.len()), Some(current.len()));
+        assert!(obs.std().is_some() && obs.holding_cost().is_none());
+        seen.push(current);
+    }
+
+    fn oracle_lookahead(&self) -> Option<usize> {
+        Some(0)
+    }
+}
+
+#[test]
+fn past_demands_are_shown_oldest_first() {
+    let mut s = with_test_split("one_warehouse_lost", 3, 12, 2);
+    s.apply_override("observation.past_demands", "3").unwrap();
+    assert_eq!(
+        s.observation.static_features,
+        vec![StaticFeature::Mean, StaticFeature::Std]
+    );
+    let checker = PastDemandChecker {
+        seen: Mutex::new(Vec::new()),
+    };
+    let options = EvalOptions {
+        chunk_periods: 5,
+        ..EvalOptions::for_setting(&s)
+    };
+    in_pool(1, || evaluate(&s, Split::Test, &checker, &options)).unwrap();
+    assert_eq!(checker.seen.lock().unwrap().len(), 12);
+}
+
+struct Constant(f32);
+
+impl ActionPolicy for Constant {
+    fn act(&self, _: &Observation<'_>, actions: &mut Actions) {
+        actions.store.fill(self.0);
+    }
+}
+
+#[test]
+fn actions_are_rounded_half_to_even_when_asked() {
+    let s = with_test_split("one_store_lost", 200, 30, 5);
+    let options = EvalOptions::for_setting(&s);
+    assert!(options.round_actions, "Poisson demand rounds by default");
+    let run = |q: f32, round: bool| {
+        let o = EvalOptions {
+            round_actions: round,
+            ..options
+        };
+        evaluate(&s, Split::Test, &Constant(q), &o).unwrap()
+    };
+    assert_eq!(run(4.5, true), run(4.0, true));
+    assert_eq!(run(5.5, true), run(6.0, true));
+    assert_eq!(run(4.7, true), run(5.0, true));
+    assert_ne!(run(4.5, false), run(4.0, false));
+}
+
+#[test]
+fn invalid_actions_and_options_are_errors() {
+    // Shipping to every (store, warehouse) pair hits the non-edges of many_warehouses_lost.
+    let s = with_test_split("many_warehouses_lost", 10, 5, 1);
+    let err = evaluate(
+        &s,
+        Split::Test,
+        &Constant(1.0),
+        &EvalOptions::for_setting(&s),
+    )
+    .unwrap_err();
+    assert!(matches!(err, EvalError::Step { period: 0, .. }), "{err}");
+    assert!(err.to_string().contains("does not ship"), "{err}");
+    let bad = EvalOptions {
+        shard_size: 0,
+        ..EvalOptions::for_setting(&s)
+    };
+    assert!(matches!(
+        evaluate(&s, Split::Test, &Constant(0.0), &bad),
+        Err(EvalError::Options {
+            field: "shard_size"
+        })
+    ));
+}
+
+#[test]
+fn serial_and_multi_warehouse_settings_run() {
+    // Every embedded setting can be evaluated (zero policy: costs come from initial stock and
+    // lost/backlogged demand) and gives finite, positive costs.
+    for name in [
+        "one_store_lost",
+        "one_store_backlogged",
+        "serial_system",
+        "one_warehouse_lost",
+        "transshipment_backlogged",
+        "many_warehouses_lost",
+    ] {
+        let s = with_test_split(name, 50, 20, 5);
+        let r = evaluate(
+            &s,
+            Split::Test,
+            &Constant(0.0),
+            &EvalOptions::for_setting(&s),
+        )
+        .unwrap();
+        assert!(
+            r.cost_per_store_period.is_finite() && r.cost_per_store_period > 0.0,
+            "{name}"
+        );
+        assert_eq!(r.n_stores, s.n_stores());
+    }
+}

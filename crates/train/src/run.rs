@@ -1,0 +1,182 @@
+//! Run directories: what `hdpo train` leaves behind. Every file is written atomically.
+//!
+//! | file | content |
+//! |---|---|
+//! | `config.toml` | the resolved configuration (re-run with `hdpo train --config`) |
+//! | `metrics.csv` | one row per epoch: losses, dev cost, learning rate, gradient norm, seconds |
+//! | `policy.json` | the best-on-dev policy (`hdpo eval` reads it) |
+//! | `checkpoint.json` | the resumable state (`hdpo train --resume DIR`) |
+//! | `curve.svg` | the learning curve (train and dev cost per epoch) |
+//! | `report.md` | setting, policy, train/dev/test cost, wall time, gap to the optimum or bound |
+
+use crate::checkpoint::write_atomic;
+use crate::trainer::EpochRecord;
+use plotters::prelude::*;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// A run directory.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    /// Its path.
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// Creates (or reuses) the directory and checks it is writable.
+    pub fn create(path: &Path) -> Result<RunDir, String> {
+        std::fs::create_dir_all(path)
+            .map_err(|e| format!("cannot create output directory `{}`: {e}", path.display()))?;
+        let probe = path.join(".hdpo-write-test");
+        std::fs::write(&probe, b"ok")
+            .map_err(|e| format!("output directory `{}` is not writable: {e}", path.display()))?;
+        let _ = std::fs::remove_file(probe);
+        Ok(RunDir {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// A file inside the directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Writes `metrics.csv` from the epoch records.
+    pub fn write_metrics(&self, history: &[EpochRecord]) -> Result<(), String> {
+        let mut text = String::from(
+            "epoch,train_loss,train_cost,dev_cost,best_dev_cost,learning_rate,grad_norm,elapsed_seconds\n",
+        );
+        let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.6}"));
+        for r in history {
+            let _ = writeln!(
+                text,
+                "{},{:.6},{:.6},{},{},{:e},{:.6},{:.3}",
+                r.epoch,
+                r.train_loss,
+                r.train_cost,
+                opt(r.dev_cost),
+                opt(r.best_dev_cost),
+                r.learning_rate,
+                r.grad_norm,
+                r.elapsed_seconds
+            );
+        }
+        write_atomic(&self.file("metrics.csv"), text.as_bytes())
+    }
+
+    /// Writes `curve.svg`: train cost and dev cost per epoch (log-scaled y when the range is wide),
+    /// with a horizontal line at the optimum or bound when one is known.
+    pub fn write_curve(
+        &self,
+        title: &str,
+        history: &[EpochRecord],
+        reference: Option<(f64, &str)>,
+    ) -> Result<(), String> {
+        let svg = render_curve(title, history, reference)
+            .map_err(|e| format!("cannot draw the learning curve: {e}"))?;
+        write_atomic(&self.file("curve.svg"), svg.as_bytes())
+    }
+}
+
+fn render_curve(
+    title: &str,
+    history: &[EpochRecord],
+    reference: Option<(f64, &str)>,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let train: Vec<(f64, f64)> = history
+            .iter()
+            .map(|r| (r.epoch as f64, r.train_cost))
+            .collect();
+        let dev: Vec<(f64, f64)> = history
+            .iter()
+            .filter_map(|r| r.dev_cost.map(|d| (r.epoch as f64, d)))
+            .collect();
+        let values: Vec<f64> = train
+            .iter()
+            .chain(&dev)
+            .map(|p| p.1)
+            .chain(reference.map(|r| r.0))
+            .filter(|v| v.is_finite())
+            .collect();
+        let lo = values.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if lo.is_finite() && hi > lo {
+            (lo, hi)
+        } else {
+            (0.0, 1.0)
+        };
+        let x_max = history.last().map_or(1.0, |r| r.epoch as f64 + 1.0);
+        let log_scale = lo > 0.0 && hi / lo > 3.0;
+        let caption = format!("{title}: cost per store per period");
+        if log_scale {
+            let mut chart = ChartBuilder::on(&root)
+                .caption(caption, ("sans-serif", 20))
+                .margin(15)
+                .x_label_area_size(40)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0f64..x_max, (lo * 0.95..hi * 1.05).log_scale())?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc("cost (log scale)")
+                .draw()?;
+            draw_series(&mut chart, &train, &dev, reference, x_max)?;
+        } else {
+            let pad = (hi - lo) * 0.05;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(caption, ("sans-serif", 20))
+                .margin(15)
+                .x_label_area_size(40)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0f64..x_max, (lo - pad)..(hi + pad))?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc("cost")
+                .draw()?;
+            draw_series(&mut chart, &train, &dev, reference, x_max)?;
+        }
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+fn draw_series<'a, DB: DrawingBackend + 'a, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    train: &[(f64, f64)],
+    dev: &[(f64, f64)],
+    reference: Option<(f64, &str)>,
+    x_max: f64,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+    DB::ErrorType: 'static,
+{
+    chart
+        .draw_series(LineSeries::new(train.iter().copied(), &BLUE))?
+        .label("train")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+    chart
+        .draw_series(LineSeries::new(dev.iter().copied(), &RED))?
+        .label("dev")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+    if let Some((value, name)) = reference {
+        chart
+            .draw_series(LineSeries::new(
+                vec![(0.0, value), (x_max, value)],
+                BLACK.stroke_width(1),
+            ))?
+            .label(name.to_string())
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}

@@ -1,0 +1,357 @@
+//! The HDPO loop (spec §5). Per batch: simulate the horizon from the batch's initial states with
+//! the current policy on the tape, loss = total cost / (batch × periods × stores), back-propagate
+//! through the policy *and* the dynamics, optionally clip the global gradient norm, take an Adam
+//! step. Batches are split into a fixed number of shards that run on rayon, one tape each, and the
+//! shard gradients are added in shard order: the same seed gives a bit-identical run on 1 or 2
+//! threads. Every `dev_every` epochs the policy is evaluated on the dev split with the tape-free
+//! evaluator; the best-on-dev parameters are kept; training stops early after `patience_epochs`
+//! without improvement. [`Trainer::test`] evaluates the best parameters on the test split.
+
+use crate::checkpoint::Checkpoint;
+use crate::config::TrainConfig;
+use crate::rollout::{PolicyEvaluator, rollout_on_tape};
+use hdpo_autodiff::{Adam, ParamStore, ShardedTapes, clip_grad_norm};
+use hdpo_policy::{NetworkShape, Policy, PolicyError};
+use hdpo_sim::config::Split;
+use hdpo_sim::dynamics::StepError;
+use hdpo_sim::eval::{EvalError, EvalOptions, EvalReport, evaluate};
+use hdpo_sim::scenario::Scenario;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Why training stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Invalid configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::TrainConfigError),
+    /// The setting is invalid.
+    #[error(transparent)]
+    Setting(#[from] hdpo_sim::ConfigError),
+    /// The policy cannot be built for this setting.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// A policy produced invalid actions during training.
+    #[error("epoch {epoch}: {source}")]
+    Step {
+        /// Epoch of the failure.
+        epoch: usize,
+        /// What was wrong.
+        #[source]
+        source: StepError,
+    },
+    /// Evaluation failed.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    /// The loss or its gradient is NaN or infinite; parameters were not updated.
+    #[error(
+        "epoch {epoch}: the training loss or its gradient is not finite (loss {loss}); the last good parameters are kept"
+    )]
+    NonFinite {
+        /// Epoch of the failure.
+        epoch: usize,
+        /// The loss value.
+        loss: f64,
+    },
+    /// A checkpoint could not be used.
+    #[error("{0}")]
+    Checkpoint(String),
+}
+
+/// What happened in one epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch index (0-based).
+    pub epoch: usize,
+    /// Mean HDPO loss over the epoch's batches (all periods).
+    pub train_loss: f64,
+    /// Average train cost per store per period over the reported periods (the reference's print).
+    pub train_cost: f64,
+    /// Dev cost per store per period, on dev epochs.
+    pub dev_cost: Option<f64>,
+    /// Best dev cost so far.
+    pub best_dev_cost: Option<f64>,
+    /// Learning rate used.
+    pub learning_rate: f32,
+    /// Mean global gradient norm (before clipping).
+    pub grad_norm: f64,
+    /// Wall seconds since the start of training (including time before a resume).
+    pub elapsed_seconds: f64,
+}
+
+/// The best parameters seen on dev.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    /// Epoch at which they were evaluated.
+    pub epoch: usize,
+    /// Their dev cost.
+    pub dev_cost: f64,
+    /// The parameters.
+    pub params: ParamStore,
+}
+
+/// Why [`Trainer::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// `max_epochs` reached.
+    MaxEpochs,
+    /// No dev improvement for `patience_epochs`.
+    EarlyStopping,
+    /// `max_seconds` reached.
+    TimeBudget,
+    /// Interrupted (Ctrl-C).
+    Interrupted,
+    /// Nothing to train (the policy has no parameters).
+    NotTrainable,
+}
+
+/// A training run in progress.
+pub struct Trainer {
+    /// The configuration.
+    pub config: TrainConfig,
+    /// The policy being trained.
+    pub policy: Policy,
+    /// Its current parameters.
+    pub params: ParamStore,
+    /// The optimizer state.
+    pub adam: Adam,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Best on dev so far.
+    pub best: Option<Best>,
+    /// One record per completed epoch.
+    pub history: Vec<EpochRecord>,
+    /// Wall seconds spent before this process (resumed runs).
+    pub elapsed_before: f64,
+    train_data: Scenario,
+    shards: ShardedTapes,
+    started: Instant,
+}
+
+/// `splitmix64`: decorrelates the per-epoch shuffling seeds.
+fn mix(seed: u64, salt: u64) -> u64 {
+    let mut z = seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Trainer {
+    /// A fresh run: builds the policy (initialised from `config.seed`) and the training data.
+    pub fn new(config: TrainConfig) -> Result<Trainer, TrainError> {
+        config.validate()?;
+        let shape = NetworkShape::from_setting(&config.setting)?;
+        let mut params = ParamStore::new();
+        let mut rng = Pcg64Mcg::seed_from_u64(mix(config.seed, 1));
+        let policy = Policy::build(config.policy.clone(), &shape, &mut params, &mut rng)?;
+        let adam = Adam::new(&params, config.learning_rate);
+        let train_data = Scenario::generate(&config.setting, Split::Train)?;
+        let batch = config.setting.splits.train.batch_size;
+        let n_shards = batch.div_ceil(config.shard_rows).max(1);
+        Ok(Trainer {
+            config,
+            policy,
+            params,
+            adam,
+            epoch: 0,
+            best: None,
+            history: Vec::new(),
+            elapsed_before: 0.0,
+            train_data,
+            shards: ShardedTapes::new(n_shards),
+            started: Instant::now(),
+        })
+    }
+
+    /// Continues a run from a checkpoint (same configuration, parameters, optimizer state, epoch
+    /// and best-so-far); the rest of the run is bit-identical to an uninterrupted one.
+    pub fn resume(checkpoint: Checkpoint) -> Result<Trainer, TrainError> {
+        let mut trainer = Trainer::new(checkpoint.config.clone())?;
+        if !trainer.params.same_layout(&checkpoint.params) {
+            return Err(TrainError::Checkpoint(
+                "checkpoint parameters do not match the policy built from its configuration".into(),
+            ));
+        }
+        if !checkpoint.adam.matches(&checkpoint.params) {
+            return Err(TrainError::Checkpoint(
+                "checkpoint optimizer state does not match its parameters".into(),
+            ));
+        }
+        trainer.params = checkpoint.params;
+        trainer.adam = checkpoint.adam;
+        trainer.epoch = checkpoint.epoch;
+        trainer.best = checkpoint.best;
+        trainer.history = checkpoint.history;
+        trainer.elapsed_before = checkpoint.elapsed_seconds;
+        Ok(trainer)
+    }
+
+    /// A checkpoint of the current state.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint::new(
+            self.config.clone(),
+            self.params.clone(),
+            self.adam.clone(),
+            self.epoch,
+            self.best.clone(),
+            self.history.clone(),
+            self.elapsed_seconds(),
+        )
+    }
+
+    /// Wall seconds of training so far, including before a resume.
+    pub fn elapsed_seconds(&self) -> f64 {
+        self.elapsed_before + self.started.elapsed().as_secs_f64()
+    }
+
+    /// The parameters to deploy: the best on dev, or the current ones if no dev run happened.
+    pub fn best_params(&self) -> &ParamStore {
+        self.best.as_ref().map_or(&self.params, |b| &b.params)
+    }
+
+    /// Trains until a stop condition; calls `on_epoch` after every epoch (progress, checkpoints).
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        mut on_epoch: impl FnMut(&Trainer, &EpochRecord),
+    ) -> Result<StopReason, TrainError> {
+        if !self.policy.trainable() {
+            return Ok(StopReason::NotTrainable);
+        }
+        while self.epoch < self.config.max_epochs {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(StopReason::Interrupted);
+            }
+            let record = self.train_epoch()?;
+            on_epoch(self, &record);
+            if let Some(best) = &self.best
+                && self.config.patience_epochs > 0
+                && record.dev_cost.is_some()
+                && self.epoch - 1 - best.epoch >= self.config.patience_epochs
+            {
+                return Ok(StopReason::EarlyStopping);
+            }
+            if self.config.max_seconds > 0.0 && self.elapsed_seconds() >= self.config.max_seconds {
+                return Ok(StopReason::TimeBudget);
+            }
+        }
+        Ok(StopReason::MaxEpochs)
+    }
+
+    /// One epoch: shuffled batches, one Adam step each, then dev evaluation on dev epochs.
+    pub fn train_epoch(&mut self) -> Result<EpochRecord, TrainError> {
+        let epoch = self.epoch;
+        let sizes = self.config.setting.splits.train;
+        let (periods, ignore) = (sizes.periods, sizes.ignore_periods);
+        let n = self.train_data.n_samples();
+        let s = self.train_data.statics.n_stores;
+        let lr = self.config.learning_rate_at(epoch);
+        self.adam.lr = lr;
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut Pcg64Mcg::seed_from_u64(mix(
+            self.config.seed,
+            1000 + epoch as u64,
+        )));
+        let (mut loss_sum, mut reported_sum, mut norm_sum, mut n_batches) =
+            (0.0f64, 0.0f64, 0.0f64, 0usize);
+        for batch in order.chunks(sizes.batch_size) {
+            let n_shards = self.shards.n_shards();
+            let normaliser = (batch.len() * periods * s) as f32;
+            let shard_of =
+                |k: usize| &batch[k * batch.len() / n_shards..(k + 1) * batch.len() / n_shards];
+            let (policy, data) = (&self.policy, &self.train_data);
+            let result = self.shards.try_gradients(&self.params, |k, tape, params| {
+                let rows = shard_of(k);
+                let shard = data.batch(rows).expect("shuffled indices are in range");
+                let out =
+                    rollout_on_tape(tape, policy, params, &shard, periods, ignore, normaliser)?;
+                Ok::<_, StepError>((out.loss, out.reported_cost))
+            });
+            let (per_shard, mut grads) =
+                result.map_err(|source| TrainError::Step { epoch, source })?;
+            let loss: f64 = per_shard.iter().map(|(l, _)| *l as f64).sum();
+            if !loss.is_finite() || !grads.all_finite() {
+                return Err(TrainError::NonFinite { epoch, loss });
+            }
+            reported_sum += per_shard.iter().map(|(_, r)| r).sum::<f64>();
+            let norm = if self.config.grad_clip > 0.0 {
+                clip_grad_norm(&mut grads, self.config.grad_clip)
+            } else {
+                grads.global_norm()
+            };
+            self.adam.step(&mut self.params, &grads);
+            loss_sum += loss;
+            norm_sum += norm;
+            n_batches += 1;
+        }
+        let dev_cost = if epoch.is_multiple_of(self.config.dev_every) {
+            let report = self.evaluate(Split::Dev, false)?;
+            let cost = report.cost_per_store_period;
+            if self.best.as_ref().is_none_or(|b| cost < b.dev_cost) {
+                self.best = Some(Best {
+                    epoch,
+                    dev_cost: cost,
+                    params: self.params.clone(),
+                });
+            }
+            Some(cost)
+        } else {
+            None
+        };
+        self.epoch += 1;
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / n_batches as f64,
+            train_cost: reported_sum / (n * (periods - ignore) * s) as f64,
+            dev_cost,
+            best_dev_cost: self.best.as_ref().map(|b| b.dev_cost),
+            learning_rate: lr,
+            grad_norm: norm_sum / n_batches as f64,
+            elapsed_seconds: self.elapsed_seconds(),
+        };
+        self.history.push(record.clone());
+        Ok(record)
+    }
+
+    /// Evaluates the current (`use_best = false`) or best parameters on a split with the streaming
+    /// tape-free evaluator. Actions are rounded on the test split when demand is discrete.
+    pub fn evaluate(&self, split: Split, use_best: bool) -> Result<EvalReport, TrainError> {
+        let params = if use_best {
+            self.best_params()
+        } else {
+            &self.params
+        };
+        evaluate_policy(&self.config, &self.policy, params, split)
+    }
+
+    /// The test cost of the best parameters.
+    pub fn test(&self) -> Result<EvalReport, TrainError> {
+        self.evaluate(Split::Test, true)
+    }
+}
+
+/// Evaluates `policy` with `params` on a split of the config's setting (rounding actions on the
+/// test split when demand is discrete, as the reference does).
+pub fn evaluate_policy(
+    config: &TrainConfig,
+    policy: &Policy,
+    params: &ParamStore,
+    split: Split,
+) -> Result<EvalReport, TrainError> {
+    let setting = &config.setting;
+    let max_lead_time = setting.instance()?.pipeline.store;
+    let evaluator = PolicyEvaluator {
+        policy,
+        params,
+        max_lead_time,
+    };
+    let mut options = EvalOptions::for_setting(setting);
+    options.shard_size = config.eval_shard_size;
+    options.round_actions = split == Split::Test && setting.discrete_demand();
+    Ok(evaluate(setting, split, &evaluator, &options)?)
+}

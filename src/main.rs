@@ -1,0 +1,137 @@
+//! The `hdpo` command line: train, evaluate, list settings and policies.
+//!
+//! `hdpo train` with no argument trains the one-store MLP on `one_store_lost` (the reference's
+//! headline instance) and tests it; see `hdpo --help` for everything else.
+
+use clap::{Args, Parser, Subcommand};
+use hdpo::cli;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Hindsight Differentiable Policy Optimization for inventory networks.
+#[derive(Parser)]
+#[command(name = "hdpo", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a policy with HDPO, then test it; writes a run directory.
+    Train(TrainArgs),
+    /// Evaluate a saved policy on a setting (by default the one it was trained for).
+    Eval(EvalArgs),
+    /// List the embedded settings.
+    Settings,
+    /// List the policies.
+    Policies,
+}
+
+#[derive(Args)]
+struct Common {
+    /// Override a configuration value, e.g. `--set setting.underage_cost=19 --set learning_rate=3e-3`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Embedded setting name (see `hdpo settings`).
+    #[arg(long, default_value = "one_store_lost")]
+    setting: String,
+    /// Policy kind (see `hdpo policies`).
+    #[arg(long, default_value = "vanilla_one_store")]
+    policy: String,
+    /// A TOML training configuration (as written to a run's `config.toml`); replaces --setting/--policy.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Seed of initialisation and shuffling.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output directory (default: runs/<setting>-<policy>-<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this directory from its checkpoint.
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// A policy file written by `hdpo train` (`<run>/policy.json`).
+    policy: PathBuf,
+    /// Evaluate on this embedded setting instead of the one the policy was trained for.
+    #[arg(long)]
+    setting: Option<String>,
+    /// Split to evaluate: test, dev or train.
+    #[arg(long, default_value = "test")]
+    split: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+fn parse_overrides(set: &[String]) -> Result<Vec<(String, String)>, String> {
+    set.iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| format!("--set `{kv}`: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+fn set_threads(threads: Option<usize>) -> Result<(), String> {
+    if let Some(n) = threads {
+        if n == 0 {
+            return Err("--threads 0: allowed: an integer ≥ 1".into());
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| format!("--threads: {e}"))?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Settings => {
+            cli::print_settings();
+            Ok(())
+        }
+        Command::Policies => {
+            cli::print_policies();
+            Ok(())
+        }
+        Command::Train(a) => parse_overrides(&a.common.set).and_then(|overrides| {
+            set_threads(a.common.threads)?;
+            cli::train(cli::TrainRequest {
+                setting: a.setting,
+                policy: a.policy,
+                config: a.config,
+                seed: a.seed,
+                out: a.out,
+                resume: a.resume,
+                overrides,
+            })
+        }),
+        Command::Eval(a) => parse_overrides(&a.common.set).and_then(|overrides| {
+            set_threads(a.common.threads)?;
+            cli::eval(&a.policy, a.setting.as_deref(), &a.split, &overrides)
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
