@@ -68,7 +68,7 @@ pub fn inverse_softplus(y: f32) -> f32 {
 /// The built network of each policy kind.
 #[derive(Clone, Debug)]
 enum Net {
-    OneStore(Mlp),
+    OneStore { mlp: Mlp, input_scale: f32 },
     BaseStock { raw_level: ParamId },
     CappedBaseStock { raw: ParamId },
     EchelonStock { raw: ParamId },
@@ -115,12 +115,20 @@ impl Policy {
             output_activation: Activation::Identity,
         };
         let net = match &spec {
-            PolicySpec::VanillaOneStore { hidden, activation } => {
+            PolicySpec::VanillaOneStore {
+                hidden,
+                activation,
+                input_scale,
+            } => {
+                positive(kind, "input_scale", *input_scale)?;
                 if w > 0 || e > 0 {
                     return Err(unsupported(kind, "needs stores without warehouses (W = 0)"));
                 }
                 let mlp = elu_mlp(s * shape.store_pipeline, hidden, s, *activation);
-                Net::OneStore(Mlp::new(params, "vanilla_one_store", mlp, rng))
+                Net::OneStore {
+                    mlp: Mlp::new(params, "vanilla_one_store", mlp, rng),
+                    input_scale: *input_scale,
+                }
             }
             PolicySpec::BaseStock { initial_level } => {
                 if w > 0 {
@@ -272,7 +280,7 @@ impl Policy {
         use Feature::*;
         let statics = |fs: &[StaticFeature]| fs.iter().map(|&f| Static(f)).collect::<Vec<_>>();
         match &self.net {
-            Net::OneStore(_) | Net::BaseStock { .. } | Net::CappedBaseStock { .. } => {
+            Net::OneStore { .. } | Net::BaseStock { .. } | Net::CappedBaseStock { .. } => {
                 vec![StorePipeline]
             }
             Net::EchelonStock { .. } | Net::Serial(_) => {
@@ -346,9 +354,14 @@ impl Policy {
         let b = obs.n_samples();
         let (s, w, e) = (shape.n_stores, shape.n_warehouses, shape.n_echelons);
         match &self.net {
-            Net::OneStore(mlp) => {
-                // order = softplus(MLP(pipelines) + 1), one output per store
+            Net::OneStore { mlp, input_scale } => {
+                // order = softplus(MLP(scale · pipelines) + 1), one output per store
                 let x = tape.reshape(obs.state.store, b, s * shape.store_pipeline);
+                let x = if *input_scale == 1.0 {
+                    x
+                } else {
+                    tape.scale(x, *input_scale)
+                };
                 let out = mlp.forward(tape, params, x);
                 let out = tape.add_scalar(out, 1.0);
                 let order = tape.softplus(out);

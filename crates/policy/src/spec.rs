@@ -17,6 +17,9 @@ pub enum PolicySpec {
         hidden: Vec<usize>,
         /// Hidden activation (default ELU).
         activation: Activation,
+        /// Pipelines are multiplied by this before the MLP (the reference: 1, no scaling).
+        #[serde(default = "one")]
+        input_scale: f32,
     },
     /// One base-stock level for every store: `order = max(S − inventory position, 0)` (§4.2).
     BaseStock {
@@ -86,6 +89,10 @@ pub enum PolicySpec {
     },
     /// Non-admissible oracle: orders exactly the demand that its order will meet (§4.11).
     JustInTime,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 /// One line per policy kind, for `hdpo policies`.
@@ -158,6 +165,7 @@ impl PolicySpec {
             "vanilla_one_store" => PolicySpec::VanillaOneStore {
                 hidden: vec![32, 32, 32],
                 activation: elu,
+                input_scale: 1.0,
             },
             "base_stock" => PolicySpec::BaseStock {
                 initial_level: 10.0,

@@ -60,6 +60,7 @@ fn reference_network(weights: &Value) -> (Policy, ParamStore) {
     let spec = PolicySpec::VanillaOneStore {
         hidden: vec![32, 32, 32],
         activation: Activation::Elu,
+        input_scale: 1.0,
     };
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(0);
     let policy = Policy::build(spec, &one_store_shape(), &mut params, &mut rng).unwrap();
