@@ -15,6 +15,7 @@
 
 pub mod custom;
 mod dot;
+pub mod gemm;
 pub mod gradcheck;
 pub mod kernels;
 pub mod ops;

@@ -16,10 +16,10 @@
 //! adjoint over the broadcast axes.
 
 use crate::custom::CustomOp;
+use crate::gemm;
 use crate::kernels;
 use crate::params::{Grads, ParamId};
 use crate::tape::{GradSink, Node, Tape, Var};
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, Axis, s};
 use std::sync::Arc;
 
@@ -667,12 +667,20 @@ impl Tape {
         let ((r, k), (k2, c)) = (self.shape(a), self.shape(b));
         assert_eq!(k, k2, "matmul: inner dimensions {k} and {k2} differ");
         let mut out = self.pool.take(r, c);
-        general_mat_mul(
-            1.0,
-            &self.nodes[a.index()].value,
-            &self.nodes[b.index()].value,
-            0.0,
-            &mut out,
+        gemm::matmul(
+            out.as_slice_mut().expect("standard layout"),
+            false,
+            self.nodes[a.index()]
+                .value
+                .as_slice()
+                .expect("standard layout"),
+            self.nodes[b.index()]
+                .value
+                .as_slice()
+                .expect("standard layout"),
+            r,
+            k,
+            c,
         );
         let rg = self.rg(a) || self.rg(b);
         self.push(Op::MatMul { a, b }, out, rg)
@@ -684,16 +692,28 @@ impl Tape {
         assert_eq!(k, k2, "linear: input width {k} but weight has {k2} rows");
         assert_eq!(sb, (1, c), "linear: bias must be (1, {c}), got {sb:?}");
         let mut out = self.pool.take(r, c);
-        let bias = self.nodes[b.index()].value.row(0);
-        for mut row in out.rows_mut() {
-            row.assign(&bias);
+        let o = out.as_slice_mut().expect("standard layout");
+        let bias = self.nodes[b.index()]
+            .value
+            .as_slice()
+            .expect("standard layout");
+        for row in o.chunks_exact_mut(c) {
+            row.copy_from_slice(bias);
         }
-        general_mat_mul(
-            1.0,
-            &self.nodes[x.index()].value,
-            &self.nodes[w.index()].value,
-            1.0,
-            &mut out,
+        gemm::matmul(
+            o,
+            true,
+            self.nodes[x.index()]
+                .value
+                .as_slice()
+                .expect("standard layout"),
+            self.nodes[w.index()]
+                .value
+                .as_slice()
+                .expect("standard layout"),
+            r,
+            k,
+            c,
         );
         let rg = self.rg(x) || self.rg(w) || self.rg(b);
         self.push(Op::Linear { x, w, b }, out, rg)
@@ -1023,36 +1043,33 @@ pub(crate) fn backward_node(
         Op::MatMul { a, b } => {
             // d(a·b)/da = g · bᵀ ; d(a·b)/db = aᵀ · g
             if sink.wants(*a) {
-                let vb = val(*b);
-                let (dst, fresh) = sink.slot(*a);
-                general_mat_mul(1.0, g, &vb.t(), if fresh { 0.0 } else { 1.0 }, dst);
+                grad_times_transpose(sink, *a, g, val(*b));
             }
             if sink.wants(*b) {
                 let va = val(*a);
                 let (dst, fresh) = sink.slot(*b);
-                general_mat_mul(1.0, &va.t(), g, if fresh { 0.0 } else { 1.0 }, dst);
+                transpose_times_grad(dst, fresh, va, g);
             }
         }
 
         Op::Linear { x, w, b } => {
             // y = x·w + b:  dx = g·wᵀ,  dw = xᵀ·g,  db = column sums of g
             if sink.wants(*x) {
-                let vw = val(*w);
-                let (dst, fresh) = sink.slot(*x);
-                general_mat_mul(1.0, g, &vw.t(), if fresh { 0.0 } else { 1.0 }, dst);
+                grad_times_transpose(sink, *x, g, val(*w));
             }
             if sink.wants(*w) {
                 let vx = val(*x);
                 let (dst, fresh) = sink.slot(*w);
-                general_mat_mul(1.0, &vx.t(), g, if fresh { 0.0 } else { 1.0 }, dst);
+                transpose_times_grad(dst, fresh, vx, g);
             }
             if sink.wants(*b) {
                 let (dst, fresh) = sink.slot(*b);
+                let d = dst.as_slice_mut().expect("standard layout");
                 if fresh {
-                    dst.fill(0.0);
+                    d.fill(0.0);
                 }
-                for row in g.rows() {
-                    dst.row_mut(0).zip_mut_with(&row, |d, &e| *d += e);
+                for row in g.as_slice().expect("standard layout").chunks_exact(d.len()) {
+                    d.iter_mut().zip(row).for_each(|(d, &e)| *d += e);
                 }
             }
         }
@@ -1292,4 +1309,39 @@ fn map3_into(
             *d += f(gi, xi, yi);
         }
     }
+}
+
+/// Adds (or writes) `g · mᵀ` into the adjoint of `target` (`g: r×c`, `m: k×c`): the input
+/// gradient of a product with a weight. `mᵀ` is formed once (weights are small) so the product runs
+/// on the row kernels of [`gemm`].
+fn grad_times_transpose(sink: &mut GradSink, target: Var, g: &Array2<f32>, m: &Array2<f32>) {
+    let (r, c) = g.dim();
+    let k = m.nrows();
+    let mut mt = sink.scratch(c, k);
+    mt.assign(&m.t());
+    let (dst, fresh) = sink.slot(target);
+    gemm::matmul(
+        dst.as_slice_mut().expect("standard layout"),
+        !fresh,
+        g.as_slice().expect("standard layout"),
+        mt.as_slice().expect("standard layout"),
+        r,
+        c,
+        k,
+    );
+    sink.give(mt);
+}
+
+/// `dst (=|+=) aᵀ · g` with `a: r×k`, `g: r×c`: the weight gradient of a product.
+fn transpose_times_grad(dst: &mut Array2<f32>, fresh: bool, a: &Array2<f32>, g: &Array2<f32>) {
+    let (r, k) = a.dim();
+    gemm::matmul_at_b(
+        dst.as_slice_mut().expect("standard layout"),
+        !fresh,
+        a.as_slice().expect("standard layout"),
+        g.as_slice().expect("standard layout"),
+        r,
+        k,
+        g.ncols(),
+    );
 }

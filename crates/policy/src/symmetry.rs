@@ -1,37 +1,342 @@
-//! The symmetry-aware network (work in progress: `build` reports it as unsupported until it lands).
+//! The symmetry-aware network (spec §4.7): one warehouse, `S` stores, weights shared by all stores.
+//!
+//! ```text
+//! c      = sigmoid(MLP_ctx([store pipelines (S·Ls), warehouse pipeline (Lw)]))        (B, C)
+//! order  = U · sigmoid(MLP_wh([warehouse pipeline, c]))                                 (B, 1)
+//! q_s    = softplus(MLP_store([pipeline_s, mean_s, std_s, p_s, L_s, c]))  per store     (B·S, 1)
+//! ship   = proportional(q, warehouse on-hand, transshipment)                           (B·S, 1)
+//! ```
+//!
+//! **First store layer, split.** The context block of the store MLP's input is the same for the
+//! `S` stores of a sample, so the first layer `[x_s, c] · [W_loc; W_ctx] + b` is computed as
+//! `(x_s · W_loc + b) + (c · W_ctx)[b]`: `c · W_ctx` once per sample `(B, h1)`, repeated to the
+//! store rows with a row gather (index `b·S + s → b`), plus the local part `(B·S, Ls+4) · W_loc`.
+//! This is the same function (and the same parameters, split in two) as the concatenated layer,
+//! for `B·C·h1` instead of `B·S·C·h1` multiply-adds (see `docs/policies.md`).
 
+use crate::allocation::proportional;
+use crate::mlp::{Activation, Mlp, MlpSpec};
 use crate::observation::{Feature, NetworkShape, Observation};
-use crate::policy::PolicyError;
+use crate::policy::{PolicyError, repeat_rows_index};
 use crate::spec::PolicySpec;
-use hdpo_autodiff::{ParamStore, Tape};
+use hdpo_autodiff::optim::init;
+use hdpo_autodiff::{ParamId, ParamStore, Tape, Var};
+use hdpo_sim::config::StaticFeature;
 use hdpo_sim::tape::TapeActions;
+use ndarray::{Array2, s};
 use rand::Rng;
+
+/// Supplies the tape node of a parameter. [`SymmetryAwareNet::act`] and
+/// [`crate::gnn::GnnNet::act`] use `tape.param(store, id)`; gradient checks map parameters to
+/// tape variables instead (see the `act_with` methods).
+pub type ParamNodes<'a> = dyn FnMut(&mut Tape, ParamId) -> Var + 'a;
+
+/// `x: (rows, input)` → `(rows, output)` through `mlp`, taking parameter nodes from `param`
+/// (the same computation as [`Mlp::forward`]).
+pub(crate) fn mlp_forward_with(
+    tape: &mut Tape,
+    mlp: &Mlp,
+    param: &mut ParamNodes<'_>,
+    x: Var,
+) -> Var {
+    let last = mlp.layers.len() - 1;
+    let mut h = x;
+    for (k, &(w, b)) in mlp.layers.iter().enumerate() {
+        let (wv, bv) = (param(tape, w), param(tape, b));
+        h = tape.linear(h, wv, bv);
+        let act = if k == last {
+            mlp.spec.output_activation
+        } else {
+            mlp.spec.hidden_activation
+        };
+        h = act.apply(tape, h);
+    }
+    h
+}
+
+/// Layers `first_index ..` of an MLP whose first layer is built by hand: widths `widths[0] →
+/// widths[1] → …`, named `"{name}.{k}.weight"` / `".bias"` with `k` counted from `first_index`,
+/// PyTorch `nn.Linear` init. `None` when there is no layer left (`widths.len() < 2`).
+pub(crate) fn mlp_tail<R: Rng + ?Sized>(
+    params: &mut ParamStore,
+    name: &str,
+    first_index: usize,
+    widths: &[usize],
+    hidden_activation: Activation,
+    output_activation: Activation,
+    rng: &mut R,
+) -> Option<Mlp> {
+    if widths.len() < 2 {
+        return None;
+    }
+    let layers = widths
+        .windows(2)
+        .enumerate()
+        .map(|(k, w)| {
+            let (weight, bias) = init::linear(w[0], w[1], rng);
+            let k = k + first_index;
+            (
+                params.add(format!("{name}.{k}.weight"), weight),
+                params.add(format!("{name}.{k}.bias"), bias),
+            )
+        })
+        .collect();
+    let spec = MlpSpec {
+        input: widths[0],
+        hidden: widths[1..widths.len() - 1].to_vec(),
+        output: widths[widths.len() - 1],
+        hidden_activation,
+        output_activation,
+    };
+    Some(Mlp { spec, layers })
+}
+
+/// Number of per-store static inputs of the store MLP: mean, std, underage cost, lead time.
+const STORE_STATICS: usize = 4;
 
 /// The built symmetry-aware network.
 #[derive(Clone, Debug)]
-pub struct SymmetryAwareNet {}
+pub struct SymmetryAwareNet {
+    n_stores: usize,
+    store_pipeline: usize,
+    warehouse_pipeline: usize,
+    upper_bound: f32,
+    transshipment: bool,
+    /// `[store pipelines, warehouse pipeline]` → context, sigmoid output.
+    context: Mlp,
+    /// `[warehouse pipeline, context]` → 1, sigmoid output (times `U`).
+    warehouse: Mlp,
+    /// First store layer, local part: `(Ls + 4, h1)` for `[pipeline, mean, std, p, L]`.
+    store_local: ParamId,
+    /// First store layer, context part: `(C, h1)`.
+    store_context: ParamId,
+    /// First store layer bias `(1, h1)`.
+    store_bias: ParamId,
+    /// Activation after the first store layer (ELU, or softplus when it is the output layer).
+    store_first_activation: Activation,
+    /// Store layers after the first (`h1 → … → 1`, softplus output), if any.
+    store_tail: Option<Mlp>,
+}
 
 impl SymmetryAwareNet {
     /// Builds the network for `shape`, adding its parameters to `params`.
     pub fn build<R: Rng + ?Sized>(
         spec: &PolicySpec,
-        _shape: &NetworkShape,
-        _params: &mut ParamStore,
-        _rng: &mut R,
+        shape: &NetworkShape,
+        params: &mut ParamStore,
+        rng: &mut R,
     ) -> Result<SymmetryAwareNet, PolicyError> {
-        Err(PolicyError::Unsupported {
-            policy: spec.kind(),
-            reason: "not available in this build yet".into(),
+        let PolicySpec::SymmetryAware {
+            context_hidden,
+            context_size,
+            store_hidden,
+            warehouse_hidden,
+            transshipment,
+        } = spec
+        else {
+            unreachable!("SymmetryAwareNet::build is only called with a symmetry_aware spec")
+        };
+        let kind = spec.kind();
+        if shape.n_warehouses != 1 || shape.n_echelons != 0 {
+            return Err(PolicyError::Unsupported {
+                policy: kind,
+                reason: format!(
+                    "needs exactly one warehouse and no extra echelons (this network has W = {}, E = {})",
+                    shape.n_warehouses, shape.n_echelons
+                ),
+            });
+        }
+        let widths_ok = |v: &[usize]| v.iter().all(|&h| h > 0);
+        for (field, ok) in [
+            ("context_size", *context_size > 0),
+            ("context_hidden", widths_ok(context_hidden)),
+            ("store_hidden", widths_ok(store_hidden)),
+            ("warehouse_hidden", widths_ok(warehouse_hidden)),
+        ] {
+            if !ok {
+                return Err(PolicyError::Invalid {
+                    policy: kind,
+                    field,
+                    message: "must contain widths ≥ 1".into(),
+                });
+            }
+        }
+        let (s, ls, lw, c) = (
+            shape.n_stores,
+            shape.store_pipeline,
+            shape.warehouse_pipeline,
+            *context_size,
+        );
+        let mlp = |input, hidden: &[usize], output, out_act| MlpSpec {
+            input,
+            hidden: hidden.to_vec(),
+            output,
+            hidden_activation: Activation::Elu,
+            output_activation: out_act,
+        };
+        let context = Mlp::new(
+            params,
+            "symmetry_aware.context",
+            mlp(s * ls + lw, context_hidden, c, Activation::Sigmoid),
+            rng,
+        );
+        let warehouse = Mlp::new(
+            params,
+            "symmetry_aware.warehouse",
+            mlp(lw + c, warehouse_hidden, 1, Activation::Sigmoid),
+            rng,
+        );
+
+        // First store layer: one nn.Linear(Ls + 4 + C → h1) (PyTorch init with the full fan-in),
+        // stored as its local rows and its context rows.
+        let local_in = ls + STORE_STATICS;
+        let h1 = store_hidden.first().copied().unwrap_or(1);
+        let (weight, bias) = init::linear(local_in + c, h1, rng);
+        let store_local = params.add(
+            "symmetry_aware.store.0.weight_local",
+            weight.slice(s![..local_in, ..]).to_owned(),
+        );
+        let store_context = params.add(
+            "symmetry_aware.store.0.weight_context",
+            weight.slice(s![local_in.., ..]).to_owned(),
+        );
+        let store_bias = params.add("symmetry_aware.store.0.bias", bias);
+        let store_first_activation = if store_hidden.is_empty() {
+            Activation::Softplus
+        } else {
+            Activation::Elu
+        };
+        let mut tail_widths = store_hidden.clone();
+        tail_widths.push(1);
+        let store_tail = mlp_tail(
+            params,
+            "symmetry_aware.store",
+            1,
+            &tail_widths,
+            Activation::Elu,
+            Activation::Softplus,
+            rng,
+        );
+        Ok(SymmetryAwareNet {
+            n_stores: s,
+            store_pipeline: ls,
+            warehouse_pipeline: lw,
+            upper_bound: shape.upper_bound,
+            transshipment: *transshipment,
+            context,
+            warehouse,
+            store_local,
+            store_context,
+            store_bias,
+            store_first_activation,
+            store_tail,
         })
     }
 
     /// Features it reads.
     pub fn features(&self) -> Vec<Feature> {
-        vec![]
+        vec![
+            Feature::StorePipeline,
+            Feature::WarehousePipeline,
+            Feature::Static(StaticFeature::Mean),
+            Feature::Static(StaticFeature::Std),
+            Feature::Static(StaticFeature::UnderageCost),
+            Feature::Static(StaticFeature::LeadTime),
+        ]
+    }
+
+    /// Multiply-adds per sample of one forward pass (with the split first store layer).
+    pub fn macs_per_sample(&self) -> usize {
+        let h1 = self.store_tail.as_ref().map_or(1, |m| m.spec.input);
+        let c = self.context.spec.output;
+        let tail = self
+            .store_tail
+            .as_ref()
+            .map_or(0, |m| m.spec.macs_per_sample());
+        self.context.spec.macs_per_sample()
+            + self.warehouse.spec.macs_per_sample()
+            + c * h1
+            + self.n_stores * ((self.store_pipeline + STORE_STATICS) * h1 + tail)
     }
 
     /// Its actions on the tape.
-    pub fn act(&self, _tape: &mut Tape, _params: &ParamStore, _obs: &Observation) -> TapeActions {
-        unreachable!("never built")
+    pub fn act(&self, tape: &mut Tape, params: &ParamStore, obs: &Observation) -> TapeActions {
+        self.act_with(tape, &mut |t: &mut Tape, id| t.param(params, id), obs)
     }
+
+    /// [`SymmetryAwareNet::act`] with the parameter nodes supplied by `param` (gradient checks
+    /// w.r.t. the parameters pass tape variables).
+    pub fn act_with(
+        &self,
+        tape: &mut Tape,
+        param: &mut ParamNodes<'_>,
+        obs: &Observation,
+    ) -> TapeActions {
+        let b = obs.n_samples();
+        let (s, ls, lw) = (self.n_stores, self.store_pipeline, self.warehouse_pipeline);
+        let wh = obs
+            .state
+            .warehouse
+            .expect("symmetry_aware: the observation has a warehouse pipeline");
+        assert_eq!(
+            tape.shape(wh),
+            (b, lw),
+            "symmetry_aware: warehouse pipeline must be (B, Lw)"
+        );
+        assert_eq!(
+            tape.shape(obs.state.store),
+            (b * s, ls),
+            "symmetry_aware: store pipeline must be (B·S, Ls)"
+        );
+
+        // context (B, C) and warehouse order (B, 1)
+        let stores_flat = tape.reshape(obs.state.store, b, s * ls);
+        let ctx_in = tape.concat_cols(&[stores_flat, wh]);
+        let c = mlp_forward_with(tape, &self.context, param, ctx_in);
+        let wh_in = tape.concat_cols(&[wh, c]);
+        let share = mlp_forward_with(tape, &self.warehouse, param, wh_in);
+        let order = tape.scale(share, self.upper_bound);
+
+        // first store layer: (x_s · W_loc + bias) + (c · W_ctx) repeated to the store rows
+        let statics = store_statics(obs);
+        let statics = tape.constant(statics);
+        let local = tape.concat_cols(&[obs.state.store, statics]);
+        let (w_loc, w_ctx, bias) = (
+            param(tape, self.store_local),
+            param(tape, self.store_context),
+            param(tape, self.store_bias),
+        );
+        let local = tape.linear(local, w_loc, bias); // (B·S, h1)
+        let ctx = tape.matmul(c, w_ctx); // (B, h1): once per sample
+        let ctx = tape.gather_rows(ctx, repeat_rows_index(b, s)); // (B·S, h1)
+        let pre = tape.add(local, ctx);
+        let mut q = self.store_first_activation.apply(tape, pre);
+        if let Some(tail) = &self.store_tail {
+            q = mlp_forward_with(tape, tail, param, q);
+        }
+
+        // shipments: proportional to the desired quantities, from the warehouse's on-hand
+        let q = tape.reshape(q, b, s);
+        let on_hand = tape.column(wh, 0); // (B·W, 1) = (B, 1)
+        let ship = proportional(tape, q, on_hand, self.transshipment);
+        TapeActions {
+            store: tape.reshape(ship, b * s, 1),
+            warehouse: Some(order),
+            echelon: None,
+        }
+    }
+}
+
+/// `(B·S, 4)`: `[mean, std, underage cost, lead time]` of every store row.
+fn store_statics(obs: &Observation) -> Array2<f32> {
+    let st = obs.statics;
+    let rows = st.mean.len();
+    let mut out = Array2::zeros((rows, STORE_STATICS));
+    for (r, mut row) in out.rows_mut().into_iter().enumerate() {
+        row[0] = st.mean[r];
+        row[1] = st.std[r];
+        row[2] = st.underage_cost[r];
+        row[3] = st.lead_time[[r, 0]] as f32;
+    }
+    out
 }

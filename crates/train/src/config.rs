@@ -105,7 +105,13 @@ impl TrainConfig {
         // Policies that read demand statistics get them even where the reference config left them
         // out (the reference's GNN crashes on serial and transshipment settings, spec §7.1 item 3).
         let needs: &[StaticFeature] = match policy_kind {
-            "gnn" => &[StaticFeature::Mean, StaticFeature::Std],
+            "gnn" => &[
+                StaticFeature::HoldingCost,
+                StaticFeature::UnderageCost,
+                StaticFeature::LeadTime,
+                StaticFeature::Mean,
+                StaticFeature::Std,
+            ],
             "symmetry_aware" => &[
                 StaticFeature::Mean,
                 StaticFeature::Std,

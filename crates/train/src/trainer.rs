@@ -152,7 +152,9 @@ impl Trainer {
         let adam = Adam::new(&params, config.learning_rate);
         let train_data = Scenario::generate(&config.setting, Split::Train)?;
         let batch = config.setting.splits.train.batch_size;
-        let n_shards = batch.div_ceil(config.shard_rows).max(1);
+        // at least two shards so both cores of a 2-core machine work; fixed by the config, never by
+        // the thread count, so the run is the same on any number of threads
+        let n_shards = batch.div_ceil(config.shard_rows).max(2).min(batch);
         Ok(Trainer {
             config,
             policy,
