@@ -17,7 +17,6 @@ use hdpo_sim::tape::{TapeActions, TapeDynamics, TapeState};
 use ndarray::{Array2, Axis, s};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
-use std::time::Instant;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -961,27 +960,6 @@ fn feature_list_follows_the_network() {
     }
 }
 
-/// CPU time of the calling thread in seconds (Linux; 0 elsewhere), so timings are meaningful on a
-/// loaded machine.
-fn thread_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    // fields after the command: state is [0]; utime and stime are fields 14 and 15 of the file
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
 
 
 #[test]
