@@ -1147,8 +1147,10 @@ impl CustomOp for DenseElu {
             if let Some((index, p)) = gathered {
                 index.gather_into(p, flat, start);
             }
-            ndarray::linalg::general_mat_mul(1.0, &x.slice(s![start..end, ..]), w, 1.0, &mut out);
-            let flat = out.as_slice_mut().expect("contiguous");
+            let inner = x.ncols();
+            let xs = &x.as_slice().expect("standard layout")[start * inner..end * inner];
+            let ws = w.as_slice().expect("standard layout");
+            hdpo_autodiff::gemm::matmul(flat, true, xs, ws, end - start, inner, o);
             match residual {
                 Some(r) => fast::elu_in_place_plus(flat, &r[start * o..end * o]),
                 None => fast::elu_in_place(flat),
@@ -1184,6 +1186,11 @@ impl CustomOp for DenseElu {
             (false, true) => (None, tail[0].as_mut()),
             (false, false) => (None, None),
         };
+        let inner = x.ncols();
+        // wᵀ once (weights are small) so dx runs on the row kernels of `hdpo_autodiff::gemm`
+        let wt = w.t().as_standard_layout().into_owned();
+        let wt = wt.as_slice().expect("standard layout");
+        let xs = x.as_slice().expect("standard layout");
         fast::with_scratch(fast::CHUNK_ROWS * o, |scratch| {
             for start in (0..rows).step_by(fast::CHUNK_ROWS) {
                 let end = (start + fast::CHUNK_ROWS).min(rows);
@@ -1194,29 +1201,28 @@ impl CustomOp for DenseElu {
                 if let (Some(index), Some(dp)) = (&self.gather, dp.as_mut()) {
                     index.scatter_from(gz, start, dp.as_slice_mut().expect("standard layout"));
                 }
-                let gz =
-                    ndarray::ArrayView2::from_shape((end - start, o), &*gz).expect("chunk shape");
+                let gz = &*gz;
+                let chunk = end - start;
                 if let Some(dx) = dx.as_mut() {
-                    ndarray::linalg::general_mat_mul(
-                        1.0,
-                        &gz,
-                        &w.t(),
-                        1.0,
-                        &mut dx.slice_mut(s![start..end, ..]),
-                    );
+                    let d = &mut dx.as_slice_mut().expect("standard layout")
+                        [start * inner..end * inner];
+                    hdpo_autodiff::gemm::matmul(d, true, gz, wt, chunk, o, inner);
                 }
                 if let Some(dw) = dw.as_mut() {
-                    ndarray::linalg::general_mat_mul(
-                        1.0,
-                        &x.slice(s![start..end, ..]).t(),
-                        &gz,
-                        1.0,
-                        dw,
+                    let d = dw.as_slice_mut().expect("standard layout");
+                    hdpo_autodiff::gemm::matmul_at_b(
+                        d,
+                        true,
+                        &xs[start * inner..end * inner],
+                        gz,
+                        chunk,
+                        inner,
+                        o,
                     );
                 }
                 if let Some(db) = db.as_mut() {
                     let db = db.as_slice_mut().expect("standard layout");
-                    for row in gz.as_slice().expect("standard layout").chunks_exact(o) {
+                    for row in gz.chunks_exact(o) {
                         db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
                     }
                 }
