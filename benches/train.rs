@@ -1,0 +1,115 @@
+//! End-to-end HDPO workloads of the trainer issue's speed table: one training epoch (all batches,
+//! rollout on the tape, backward, Adam step; no dev pass) and the dev/test passes of the tape-free
+//! evaluator. Figures and the FLOP counts are in `docs/performance.md`.
+//!
+//! Run: `cargo bench --bench train` (≈15 minutes on 2 cores: the GNN epochs and the 32,768 × 5,000
+//! test pass take seconds each and criterion takes at least 10 samples). Filter with e.g.
+//! `cargo bench --bench train -- one_store`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hdpo_sim::config::Split;
+use hdpo_sim::settings::setting;
+use hdpo_train::{TrainConfig, Trainer};
+use std::hint::black_box;
+use std::time::Duration;
+
+/// A trainer for `(setting, policy)` with `overrides`, dev evaluation pushed out of the epochs.
+fn trainer(setting_name: &str, policy: &str, overrides: &[(&str, &str)]) -> Trainer {
+    let mut config = TrainConfig::default_for(setting(setting_name).unwrap(), policy).unwrap();
+    for (k, v) in overrides {
+        config.apply_override(k, v).unwrap();
+    }
+    config.dev_every = 1_000_000;
+    config.max_epochs = usize::MAX;
+    let mut t = Trainer::new(config).unwrap();
+    // epoch 0 is a dev epoch; run it outside the measurement
+    t.train_epoch().unwrap();
+    t
+}
+
+fn epoch(c: &mut Criterion, name: &str, mut t: Trainer) {
+    let mut g = c.benchmark_group("epoch");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .warm_up_time(Duration::from_secs(1));
+    g.bench_function(name, |b| b.iter(|| black_box(t.train_epoch().unwrap())));
+    g.finish();
+}
+
+/// The reference's batch 8192 (4 Adam steps per epoch), as in the speed table.
+const ONE_STORE_REFERENCE_BATCH: &[(&str, &str)] = &[
+    ("setting.splits.train.batch_size", "8192"),
+    ("shard_rows", "1024"),
+    ("learning_rate", "3e-3"),
+];
+
+fn one_store(c: &mut Criterion) {
+    let t = trainer(
+        "one_store_lost",
+        "vanilla_one_store",
+        ONE_STORE_REFERENCE_BATCH,
+    );
+    {
+        let mut g = c.benchmark_group("dev_pass");
+        g.sample_size(10).measurement_time(Duration::from_secs(10));
+        g.bench_function("one_store_lost_mlp_32768x100", |b| {
+            b.iter(|| black_box(t.evaluate(Split::Dev, false).unwrap()))
+        });
+        g.finish();
+    }
+    epoch(c, "one_store_lost_mlp3x32_b8192", t);
+}
+
+fn test_pass(c: &mut Criterion) {
+    let t = trainer(
+        "one_store_lost",
+        "vanilla_one_store",
+        ONE_STORE_REFERENCE_BATCH,
+    );
+    let mut g = c.benchmark_group("test_pass");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(60))
+        .warm_up_time(Duration::from_secs(1));
+    g.bench_function("one_store_lost_mlp_32768x5000_rounded", |b| {
+        b.iter(|| black_box(t.test().unwrap()))
+    });
+    g.finish();
+}
+
+fn serial(c: &mut Criterion) {
+    epoch(
+        c,
+        "serial_system_vanilla_b8192",
+        trainer("serial_system", "vanilla_serial", &[]),
+    );
+}
+
+fn warehouse(c: &mut Criterion) {
+    epoch(
+        c,
+        "one_warehouse_5_vanilla3x512_b1024",
+        trainer("one_warehouse_lost", "vanilla_warehouse", &[]),
+    );
+    epoch(
+        c,
+        "one_warehouse_5_gnn_b1024",
+        trainer("one_warehouse_lost", "gnn", &[]),
+    );
+    epoch(
+        c,
+        "many_warehouses_2x10_gnn_b1024",
+        trainer("many_warehouses_lost", "gnn", &[]),
+    );
+    epoch(
+        c,
+        "one_warehouse_20_symmetry_aware_b1024",
+        trainer(
+            "one_warehouse_lost",
+            "symmetry_aware",
+            &[("setting.n_stores", "20")],
+        ),
+    );
+}
+
+criterion_group!(benches, one_store, serial, warehouse, test_pass);
+criterion_main!(benches);
