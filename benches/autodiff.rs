@@ -6,8 +6,9 @@
 //! its number of floating-point operations, counted as `2·m·k·n` per matrix product (bias adds,
 //! activations and the loss are not counted), so criterion's `Gelem/s` reads as GFLOP/s.
 //!
-//! * `matmul_8192x64x64`: one `(8192, 64) · (64, 64)` product, as a tape op in no-grad mode and as
-//!   a raw `ndarray::linalg::general_mat_mul` into a preallocated output.
+//! * `matmul_8192x64x64`, `matmul_8192x32x32`: one `(8192, k) · (k, n)` product, as a tape op in
+//!   no-grad mode (the engine's `gemm` kernels) and as a raw `ndarray::linalg::general_mat_mul`
+//!   (`matrixmultiply`) into a preallocated output.
 //! * `mlp_4-32-32-32-1_b8192`: an ELU MLP with a squared-error loss on a batch of 8192, forward only
 //!   on a no-grad tape and forward + backward on a recording tape (tape reset every iteration).
 //! * `mlp_sharded_b8192`: the same forward + backward through `ShardedTapes`, the batch cut in 1, 2
@@ -28,7 +29,8 @@ use std::time::{Duration, Instant};
 
 const BATCH: usize = 8192;
 const WIDTHS: [usize; 5] = [4, 32, 32, 32, 1];
-const MATMUL: (usize, usize, usize) = (8192, 64, 64);
+/// `(m, k, n)` of the products benchmarked alone: the brief's 64-wide case and the MLP's 32.
+const MATMULS: [(usize, usize, usize); 2] = [(8192, 64, 64), (8192, 32, 32)];
 
 fn random(rows: usize, cols: usize, rng: &mut Pcg64Mcg) -> Array2<f32> {
     Array2::from_shape_simple_fn((rows, cols), || rng.random_range(-1.0f32..1.0))
@@ -100,7 +102,12 @@ impl Mlp {
 }
 
 fn matmul(c: &mut Criterion) {
-    let (m, k, n) = MATMUL;
+    for shape in MATMULS {
+        matmul_shape(c, shape);
+    }
+}
+
+fn matmul_shape(c: &mut Criterion, (m, k, n): (usize, usize, usize)) {
     let mut rng = Pcg64Mcg::seed_from_u64(0);
     let (a, b) = (random(m, k, &mut rng), random(k, n, &mut rng));
     let mut group = c.benchmark_group(format!("matmul_{m}x{k}x{n}"));

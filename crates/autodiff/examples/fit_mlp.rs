@@ -76,7 +76,7 @@ fn main() {
 
     let mut store = ParamStore::new();
     let mlp = Mlp::new(&mut store, &mut rng);
-    let mut adam = Adam::new(&store, 1e-2);
+    let mut adam = Adam::new(&store, 5e-3);
     let mut tape = Tape::new();
     let mut grads = store.zero_grads();
     println!(

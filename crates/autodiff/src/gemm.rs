@@ -195,14 +195,15 @@ mod avx2 {
         n: usize,
     ) {
         match n / 8 {
-            1 => rows::<1>(c, accumulate, a, b, m, k),
-            2 => rows::<2>(c, accumulate, a, b, m, k),
-            3 => rows::<3>(c, accumulate, a, b, m, k),
-            4 => rows::<4>(c, accumulate, a, b, m, k),
-            5 => rows::<5>(c, accumulate, a, b, m, k),
-            6 => rows::<6>(c, accumulate, a, b, m, k),
-            7 => rows::<7>(c, accumulate, a, b, m, k),
-            8 => rows::<8>(c, accumulate, a, b, m, k),
+            1 => rows::<1, true>(c, accumulate, a, b, m, k),
+            2 => rows::<2, true>(c, accumulate, a, b, m, k),
+            3 => rows::<3, true>(c, accumulate, a, b, m, k),
+            4 => rows::<4, true>(c, accumulate, a, b, m, k),
+            // two rows of 5–8 blocks would need more than the 16 ymm registers: one row at a time
+            5 => rows::<5, false>(c, accumulate, a, b, m, k),
+            6 => rows::<6, false>(c, accumulate, a, b, m, k),
+            7 => rows::<7, false>(c, accumulate, a, b, m, k),
+            8 => rows::<8, false>(c, accumulate, a, b, m, k),
             _ => unreachable!("n ≤ 64 and a multiple of 8"),
         }
     }
@@ -210,7 +211,7 @@ mod avx2 {
     /// Each output row in `NB` 8-lane accumulators; two rows at a time share each load of `b`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn rows<const NB: usize>(
+    fn rows<const NB: usize, const TWO_ROWS: bool>(
         c: &mut [f32],
         accumulate: bool,
         a: &[f32],
@@ -220,7 +221,7 @@ mod avx2 {
     ) {
         let n = NB * 8;
         let mut i = 0;
-        while i + 2 <= m {
+        while TWO_ROWS && i + 2 <= m {
             let mut acc0 = [[0.0f32; 8]; NB];
             let mut acc1 = [[0.0f32; 8]; NB];
             if accumulate {
@@ -243,7 +244,7 @@ mod avx2 {
             store(&acc1, &mut c[(i + 1) * n..]);
             i += 2;
         }
-        if i < m {
+        while i < m {
             let mut acc = [[0.0f32; 8]; NB];
             if accumulate {
                 load(&mut acc, &c[i * n..]);
@@ -259,6 +260,7 @@ mod avx2 {
                 }
             }
             store(&acc, &mut c[i * n..]);
+            i += 1;
         }
     }
 

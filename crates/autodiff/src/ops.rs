@@ -4,9 +4,11 @@
 //! into a pooled buffer and records the op; [`backward_node`] is one exhaustive `match` that, given
 //! the adjoint `g` of a node, adds the vector–Jacobian product into the adjoints of its inputs.
 //!
-//! Conventions at kinks and ties (the same as PyTorch, so gradients match the reference):
+//! Conventions at kinks and ties (those the reference's gradients show, spec §5, so gradients match
+//! its fixtures):
 //! * `relu(x)` and `clamp(x, lo, hi)` pass the gradient only strictly inside: d/dx = 0 at `x == 0`
-//!   for relu and at `x == lo` or `x == hi` for clamp.
+//!   for relu and at `x == lo` or `x == hi` for clamp (the reference's `clip(x, min = 0)` gives 0 at
+//!   0, spec §5; PyTorch's two-sided `clamp` would pass 1 at its bounds — the only difference).
 //! * `minimum(a, b)` / `maximum(a, b)` split the gradient 0.5 / 0.5 when `a == b`.
 //! * `abs(x)` has derivative `sign(x)`, 0 at 0.
 //! * `softplus(x)` returns `x` (derivative 1) for `x > 20`, PyTorch's threshold.

@@ -34,15 +34,22 @@ pub(crate) struct Node {
 
 /// Recycled `Vec<f32>` buffers, keyed by length. A step that records the same shapes every time
 /// takes from the pool exactly what the previous step gave back.
+///
+/// The pool keeps at most as many buffers of a length as were taken in the current or the previous
+/// step (see [`BufferPool::end_step`]), so arrays handed to the tape from outside (e.g.
+/// [`Tape::constant`] with a fresh array every step) do not make it grow without bound.
 #[derive(Default)]
 pub struct BufferPool {
     free: HashMap<usize, Vec<Vec<f32>>>,
+    taken_now: HashMap<usize, usize>,
+    taken_before: HashMap<usize, usize>,
 }
 
 impl BufferPool {
     /// A buffer of shape `(rows, cols)` with unspecified contents: the caller overwrites every element.
     pub fn take(&mut self, rows: usize, cols: usize) -> Array2<f32> {
         let len = rows * cols;
+        *self.taken_now.entry(len).or_default() += 1;
         let data = match self.free.get_mut(&len).and_then(|v| v.pop()) {
             Some(buf) => buf,
             None => vec![0.0; len],
@@ -66,7 +73,22 @@ impl BufferPool {
         if offset.is_some_and(|o| o != 0) {
             return;
         }
-        self.free.entry(data.len()).or_default().push(data);
+        let len = data.len();
+        let cap = self
+            .taken_now
+            .get(&len)
+            .copied()
+            .unwrap_or(0)
+            .max(self.taken_before.get(&len).copied().unwrap_or(0));
+        let free = self.free.entry(len).or_default();
+        if free.len() < cap {
+            free.push(data);
+        }
+    }
+
+    /// Marks the end of a step: the takes of this step become the cap of the next one.
+    pub fn end_step(&mut self) {
+        self.taken_before = std::mem::take(&mut self.taken_now);
     }
 
     /// Number of buffers currently waiting for reuse.
@@ -155,6 +177,12 @@ impl Tape {
         }
         self.input_lists.clear();
         self.param_vars.iter_mut().for_each(|v| *v = None);
+        self.pool.end_step();
+    }
+
+    /// Number of recycled buffers waiting in the pool (for tests and diagnostics).
+    pub fn pooled_buffers(&self) -> usize {
+        self.pool.len()
     }
 
     /// Number of nodes recorded since the last reset.

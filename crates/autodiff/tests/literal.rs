@@ -240,3 +240,23 @@ fn linear_init_bounds() {
         "spread over the whole range"
     );
 }
+
+#[test]
+fn the_pool_does_not_grow_when_fresh_arrays_are_handed_in_every_step() {
+    let mut t = Tape::new();
+    let mut sizes = Vec::new();
+    for step in 0..300 {
+        t.reset();
+        let x = t.constant(Array2::from_elem((64, 8), step as f32 * 1e-3));
+        let y = t.tanh(x);
+        let _ = t.sum_all(y);
+        sizes.push(t.pooled_buffers());
+    }
+    let last = *sizes.last().unwrap();
+    assert!(
+        last <= 4,
+        "pool holds {last} buffers after 300 steps: {:?}",
+        &sizes[..10]
+    );
+    assert_eq!(sizes[299], sizes[100], "steady state");
+}
