@@ -960,8 +960,6 @@ fn feature_list_follows_the_network() {
     }
 }
 
-
-
 #[test]
 fn multiply_adds_per_sample() {
     // (n, F, K, Ka, R) of each network, and the count by the formula of docs/policies.md

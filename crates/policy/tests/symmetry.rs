@@ -500,4 +500,3 @@ fn multiply_adds_count_the_context_once_per_sample() {
     let stores = 256 * 32 + s * ((ls + 4) * 32 + 32 * 32 + 32);
     assert_eq!(net.macs_per_sample(), context + warehouse + stores);
 }
-

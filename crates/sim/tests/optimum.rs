@@ -859,6 +859,3 @@ fn optimum_values_carry_cost_and_description() {
 
 // ---------------------------------------------------------------------------------------------------
 // (The documentation tables are printed by the `optimum_tables` example.)
-
-
-
