@@ -39,15 +39,39 @@ impl ActionPolicy for OrderUpTo {
     }
 }
 
-const CASES: [(&str, &[(&str, &str)], f32, f32); 2] = [
-    ("one_store_lost", &[], 25.0, 0.0),
-    ("one_warehouse_lost", &[("n_stores", "20")], 20.0, 400.0),
+/// A benchmark case: setting, overrides, store and warehouse order-up-to levels.
+struct Case {
+    setting: &'static str,
+    overrides: &'static [(&'static str, &'static str)],
+    store_level: f32,
+    warehouse_level: f32,
+}
+
+const CASES: [Case; 2] = [
+    Case {
+        setting: "one_store_lost",
+        overrides: &[],
+        store_level: 25.0,
+        warehouse_level: 0.0,
+    },
+    Case {
+        setting: "one_warehouse_lost",
+        overrides: &[("n_stores", "20")],
+        store_level: 20.0,
+        warehouse_level: 400.0,
+    },
 ];
 
 fn tape_free(c: &mut Criterion) {
     let mut g = c.benchmark_group("sim_tape_free");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
-    for (name, overrides, store_level, warehouse_level) in CASES {
+    for Case {
+        setting: name,
+        overrides,
+        store_level,
+        warehouse_level,
+    } in CASES
+    {
         let mut s = setting(name).unwrap();
         for (k, v) in overrides {
             s.apply_override(k, v).unwrap();
@@ -79,7 +103,13 @@ fn tape_free(c: &mut Criterion) {
 fn on_tape(c: &mut Criterion) {
     let mut g = c.benchmark_group("sim_on_tape");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
-    for (name, overrides, store_level, warehouse_level) in CASES {
+    for Case {
+        setting: name,
+        overrides,
+        store_level,
+        warehouse_level,
+    } in CASES
+    {
         let mut s = setting(name).unwrap();
         for (k, v) in overrides {
             s.apply_override(k, v).unwrap();
