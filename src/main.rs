@@ -1,4 +1,5 @@
-//! The `hdpo` command line: train, evaluate, list settings and policies.
+//! The `hdpo` command line: train, evaluate, optimum / bound of an instance, reproduce the paper's
+//! experiments, list settings and policies.
 //!
 //! `hdpo train` with no argument trains the one-store MLP on `one_store_lost` (the reference's
 //! headline instance) and tests it; see `hdpo --help` for everything else.
@@ -22,6 +23,10 @@ enum Command {
     Train(TrainArgs),
     /// Evaluate a saved policy on a setting (by default the one it was trained for).
     Eval(EvalArgs),
+    /// Print the exact optimum or lower bound of an instance (or say that none is known).
+    Optimum(OptimumArgs),
+    /// Re-run one of the paper's experiment grids (resumable); writes results.md/.csv and a plot.
+    Reproduce(ReproduceArgs),
     /// List the embedded settings.
     Settings,
     /// List the policies.
@@ -76,6 +81,55 @@ struct EvalArgs {
     common: Common,
 }
 
+#[derive(Args)]
+struct OptimumArgs {
+    /// Embedded setting name (see `hdpo settings`).
+    #[arg(long, default_value = "one_store_lost")]
+    setting: String,
+    /// Use the setting of this TOML training configuration (e.g. a run's `config.toml`) instead.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a setting value, as in `hdpo train` (`setting.` prefix optional), e.g.
+    /// `--set setting.stores.lead_time=2 --set setting.underage_cost=19`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// One lost-sales store: also the exact costs of the best base-stock and capped base-stock policies.
+    #[arg(long)]
+    heuristics: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Neither read nor write the optimum cache ($HDPO_CACHE_DIR, default runs/.optimum-cache).
+    #[arg(long)]
+    no_cache: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct ReproduceArgs {
+    /// one_store_lost, one_store_backlogged, serial, one_warehouse, transshipment, or all.
+    experiment: String,
+    /// smoke (tiny sizes, seconds per cell, not comparable to published) or full (the settings' sizes).
+    #[arg(long, default_value = "smoke")]
+    scale: String,
+    /// Output root: writes <OUT>/<experiment>/{results.md, results.csv, gaps.svg, cells/, runs/}.
+    #[arg(long, default_value = "reproduce")]
+    out: PathBuf,
+    /// Run only the cells whose id contains this text (see --list).
+    #[arg(long)]
+    filter: Option<String>,
+    /// Run at most this many cells (after --filter).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// List the cells and exit.
+    #[arg(long)]
+    list: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
 fn parse_overrides(set: &[String]) -> Result<Vec<(String, String)>, String> {
     set.iter()
         .map(|kv| {
@@ -120,6 +174,29 @@ fn main() -> ExitCode {
                 out: a.out,
                 resume: a.resume,
                 overrides,
+            })
+        }),
+        Command::Optimum(a) => parse_overrides(&a.set).and_then(|overrides| {
+            set_threads(a.threads)?;
+            cli::optimum(cli::OptimumRequest {
+                setting: a.setting,
+                config: a.config,
+                overrides,
+                heuristics: a.heuristics,
+                json: a.json,
+                no_cache: a.no_cache,
+            })
+        }),
+        Command::Reproduce(a) => parse_overrides(&a.common.set).and_then(|overrides| {
+            set_threads(a.common.threads)?;
+            cli::reproduce(cli::ReproduceRequest {
+                experiment: a.experiment,
+                scale: a.scale,
+                out: a.out,
+                filter: a.filter,
+                limit: a.limit,
+                overrides,
+                list: a.list,
             })
         }),
         Command::Eval(a) => parse_overrides(&a.common.set).and_then(|overrides| {

@@ -6,6 +6,9 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod optimum;
+pub mod published;
+pub mod reproduce;
 pub mod rollout;
 pub mod run;
 pub mod trainer;
