@@ -54,23 +54,7 @@ impl SavedPolicy {
     pub fn save(&self, path: &Path) -> Result<(), PolicyError> {
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| PolicyError::File(format!("cannot serialise policy: {e}")))?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .ok_or_else(|| PolicyError::File(format!("`{}` is not a file path", path.display())))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        std::fs::write(&tmp, text)
-            .map_err(|e| PolicyError::File(format!("cannot write `{}`: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            PolicyError::File(format!("cannot move policy into `{}`: {e}", path.display()))
-        })
+        write_atomic(path, text.as_bytes()).map_err(PolicyError::File)
     }
 
     /// Reads a policy file, with clear errors for foreign, corrupt or inconsistent files.
@@ -189,4 +173,29 @@ impl SavedPolicy {
         }
         self.build_for(&shape)
     }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("`{}` is not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!(
+            "cannot move `{}` to `{}`: {e}",
+            tmp.display(),
+            path.display()
+        )
+    })
 }

@@ -123,27 +123,5 @@ impl Checkpoint {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("`{}` is not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!(
-            "cannot move `{}` to `{}`: {e}",
-            tmp.display(),
-            path.display()
-        )
-    })
-}
+/// Atomic file writes (temporary file, then rename), shared with policy files.
+pub use hdpo_policy::saved::write_atomic;
