@@ -173,9 +173,15 @@ impl DemandModel {
 /// sample (several times faster than multiplying uniforms, which matters for the 32,768 × 5,000
 /// test streams). The table runs past the mean until a term falls below 1e-17; the mass beyond it
 /// (below 1e-15 in total) is assigned to the table's last value.
+///
+/// A guide table (Chen and Asau's indexed search) makes the search O(1) on average: `guide[j]` is
+/// the answer for `u = j / G`, the smallest possible answer for any `u ∈ [j/G, (j+1)/G)`, and a
+/// short forward scan from there finds the first `k` with `cdf[k] > u` — the same `k` as a binary
+/// search, so the samples do not change.
 #[derive(Clone, Debug)]
 struct PoissonTable {
     cdf: Vec<f64>,
+    guide: Vec<u32>,
 }
 
 impl PoissonTable {
@@ -197,11 +203,31 @@ impl PoissonTable {
                 break;
             }
         }
-        Some(PoissonTable { cdf })
+        let buckets = 4 * cdf.len();
+        let guide = (0..buckets)
+            .map(|j| {
+                let u = j as f64 / buckets as f64;
+                cdf.partition_point(|&c| c <= u) as u32
+            })
+            .collect();
+        Some(PoissonTable { cdf, guide })
     }
 
-    /// The sample for a uniform `u ∈ [0, 1)`.
+    /// The sample for a uniform `u ∈ [0, 1)`: the first `k` with `cdf[k] > u` (the last `k` when
+    /// there is none).
+    #[inline]
     fn sample(&self, u: f64) -> u64 {
+        let bucket = ((u * self.guide.len() as f64) as usize).min(self.guide.len() - 1);
+        let mut k = self.guide[bucket] as usize;
+        while k < self.cdf.len() && self.cdf[k] <= u {
+            k += 1;
+        }
+        k.min(self.cdf.len() - 1) as u64
+    }
+
+    /// The binary search the guide table replaces (kept for the equality test).
+    #[cfg(test)]
+    fn sample_by_bisection(&self, u: f64) -> u64 {
         self.cdf
             .partition_point(|&c| c <= u)
             .min(self.cdf.len() - 1) as u64
@@ -285,6 +311,18 @@ impl DemandStream {
         // buffer seen through `reversed_axes()`.
         for c in 0..out.ncols() {
             let mut column = out.column_mut(c);
+            if let (Some(column), DemandDistribution::Poisson) =
+                (column.as_slice_mut(), self.model.distribution)
+            {
+                // contiguous column: the same draws, without the per-period scratch copy
+                let tables = &self.model.poisson;
+                for (rng, row) in self.rngs.iter_mut().zip(column.chunks_exact_mut(s)) {
+                    for (o, dist) in row.iter_mut().zip(tables) {
+                        *o = dist.sample(rng.random::<f64>()) as f32;
+                    }
+                }
+                continue;
+            }
             for (b, rng) in self.rngs.iter_mut().enumerate() {
                 self.model.sample_period(rng, &mut self.z, &mut self.period);
                 for (i, &d) in self.period.iter().enumerate() {
@@ -592,5 +630,29 @@ mod poisson_tests {
         }
         assert!(PoissonTable::new(0.0).is_none());
         assert!(PoissonTable::new(f64::NAN).is_none());
+    }
+
+    #[test]
+    fn guide_table_search_equals_bisection() {
+        use rand::SeedableRng;
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(11);
+        for mean in [0.05, 0.3, 1.0, 5.0, 37.5, 900.0] {
+            let table = PoissonTable::new(mean).unwrap();
+            // random points, every CDF value and its neighbours, bucket edges
+            let mut points: Vec<f64> = (0..20_000).map(|_| rng.random::<f64>()).collect();
+            for &c in &table.cdf {
+                points.extend([c, c.next_down(), c.next_up().min(1.0 - f64::EPSILON)]);
+            }
+            let g = table.guide.len() as f64;
+            points.extend((0..table.guide.len()).map(|j| j as f64 / g));
+            points.extend([0.0, 1.0 - f64::EPSILON / 2.0]);
+            for u in points.into_iter().filter(|u| (0.0..1.0).contains(u)) {
+                assert_eq!(
+                    table.sample(u),
+                    table.sample_by_bisection(u),
+                    "mean {mean}, u {u}"
+                );
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod memo;
 pub mod optimum;
 pub mod published;
 pub mod reproduce;

@@ -347,13 +347,11 @@ pub fn evaluate_policy(
 ) -> Result<EvalReport, TrainError> {
     let setting = &config.setting;
     let max_lead_time = setting.instance()?.pipeline.store;
-    let evaluator = PolicyEvaluator {
-        policy,
-        params,
-        max_lead_time,
-    };
     let mut options = EvalOptions::for_setting(setting);
     options.shard_size = config.eval_shard_size;
     options.round_actions = split == Split::Test && setting.discrete_demand();
+    // With rounded orders and integer demand the states recur: memoise the actions (same results).
+    let evaluator =
+        PolicyEvaluator::new(policy, params, max_lead_time).with_memo(options.round_actions);
     Ok(evaluate(setting, split, &evaluator, &options)?)
 }
