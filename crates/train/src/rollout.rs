@@ -352,10 +352,15 @@ impl SampleLayout {
             let next = registry.len() as u32;
             *registry.entry(v).or_insert(next)
         };
-        let uniform = per_store
+        // element-wise comparisons with the first sample (no `memcmp` call per sample)
+        let uniform = per_store.iter().all(|a| {
+            a.iter()
+                .enumerate()
+                .all(|(i, x)| x.to_bits() == a[i % s].to_bits())
+        }) && lead
             .iter()
-            .all(|a| a.chunks_exact(s.max(1)).all(|c| c == &a[..s]))
-            && lead.chunks_exact(lw.max(1)).all(|c| c == &lead[..lw]);
+            .enumerate()
+            .all(|(i, x)| *x == lead[i % lw.max(1)]);
         ids.clear();
         if uniform {
             let id = id_of(sample_statics(0));
@@ -458,6 +463,15 @@ impl SampleLayout {
     /// Writes `values` (`n × value_len`) as the actions of every sample.
     fn scatter_values(&self, values: &[f32], actions: &mut Actions) {
         let vl = self.value_len;
+        if self.warehouses == 0 && self.echelons == 0 {
+            // store actions only: `values` is their layout already
+            actions
+                .store
+                .as_slice_mut()
+                .expect("actions are contiguous")
+                .copy_from_slice(values);
+            return;
+        }
         let mut at = 0;
         for (array, per_sample) in [
             (&mut actions.store, self.stores),
