@@ -60,6 +60,31 @@ unsafe fn map1_avx2(out: &mut [f32], x: &[f32], f: impl Fn(f32) -> f32) {
     map1_plain(out, x, f);
 }
 
+/// `x[i] = f(x[i])` in place.
+#[inline]
+pub fn map_in_place(x: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features the function is compiled for.
+        unsafe { map_in_place_avx2(x, f) };
+        return;
+    }
+    map_in_place_plain(x, f);
+}
+
+#[inline(always)]
+fn map_in_place_plain(x: &mut [f32], f: impl Fn(f32) -> f32) {
+    for v in x.iter_mut() {
+        *v = f(*v);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn map_in_place_avx2(x: &mut [f32], f: impl Fn(f32) -> f32) {
+    map_in_place_plain(x, f);
+}
+
 /// `dst[i] = f(a[i], b[i], c[i])`, or `dst[i] += …` when `accumulate`.
 #[inline]
 pub fn map3(

@@ -46,6 +46,9 @@ pub enum Op {
     MatMul { a: Var, b: Var },
     /// Fused linear layer `x · w + b` with `w: (in, out)` and `b: (1, out)`.
     Linear { x: Var, w: Var, b: Var },
+    /// Fused layer `act(x · w + b)`: [`Op::Linear`] and an activation whose derivative is a
+    /// function of its output ([`Unary::df_from_output`]), so the pre-activation is never stored.
+    LinearAct { x: Var, w: Var, b: Var, act: Unary },
     /// A sum or mean over all elements, each row or each column.
     Reduce { kind: Reduce, x: Var },
     /// Column-wise concatenation of `len` inputs stored from `start` in the tape's input lists.
@@ -85,6 +88,7 @@ impl Op {
             Op::Clamp { lo, hi, .. } => format!("clamp[{lo}, {hi}]"),
             Op::MatMul { .. } => "matmul".into(),
             Op::Linear { .. } => "linear".into(),
+            Op::LinearAct { act, .. } => format!("linear+{act:?}").to_lowercase(),
             Op::Reduce { kind, .. } => format!("{kind:?}").to_lowercase(),
             Op::Concat { .. } => "concat_cols".into(),
             Op::SliceCols { start, .. } => format!("slice_cols@{start}"),
@@ -103,7 +107,7 @@ impl Op {
         match self {
             Op::Constant | Op::Variable | Op::Param(_) => vec![],
             Op::Binary { a, b, .. } | Op::MatMul { a, b } => vec![*a, *b],
-            Op::Linear { x, w, b } => vec![*x, *w, *b],
+            Op::Linear { x, w, b } | Op::LinearAct { x, w, b, .. } => vec![*x, *w, *b],
             Op::AddAtColumn { x, v, .. } => vec![*x, *v],
             Op::Affine { x, .. }
             | Op::Unary { x, .. }
@@ -228,6 +232,43 @@ impl Unary {
             }
             Unary::Square => 2.0 * x,
             Unary::Sqrt => 0.5 / y,
+        }
+    }
+}
+
+impl Unary {
+    /// True when the derivative can be computed from the output alone (and equals
+    /// [`Unary::df`]): the activations [`Tape::linear_act`] fuses.
+    pub fn has_df_from_output(self) -> bool {
+        matches!(
+            self,
+            Unary::Relu | Unary::Elu | Unary::Sigmoid | Unary::Tanh
+        )
+    }
+
+    /// The derivative from the output `y = f(x)` alone, for the functions of
+    /// [`Unary::has_df_from_output`] (`x > 0 ⇔ y > 0` for relu and ELU, so the kink conventions
+    /// are those of [`Unary::df`]).
+    #[inline(always)]
+    pub fn df_from_output(self, y: f32) -> f32 {
+        match self {
+            Unary::Relu => {
+                if y > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Unary::Elu => {
+                if y > 0.0 {
+                    1.0
+                } else {
+                    y + 1.0
+                }
+            }
+            Unary::Sigmoid => y * (1.0 - y),
+            Unary::Tanh => 1.0 - y * y,
+            _ => panic!("{self:?} has no derivative from its output"),
         }
     }
 }
@@ -721,6 +762,54 @@ impl Tape {
         self.push(Op::Linear { x, w, b }, out, rg)
     }
 
+    /// Fused layer `act(x · w + b)` for an activation with [`Unary::has_df_from_output`] (relu,
+    /// ELU, sigmoid, tanh). Same values and gradients, to the bit, as [`Tape::linear`] followed by
+    /// [`Tape::unary`], but computed a block of rows at a time — bias, product and activation
+    /// while the block is in L1 — and without storing the pre-activation.
+    ///
+    /// # Panics
+    /// If `act` has no derivative from its output, or on shape mismatches (as `linear`).
+    pub fn linear_act(&mut self, x: Var, w: Var, b: Var, act: Unary) -> Var {
+        assert!(
+            act.has_df_from_output(),
+            "linear_act: {act:?} cannot be fused (allowed: Relu, Elu, Sigmoid, Tanh)"
+        );
+        let ((r, k), (k2, c), sb) = (self.shape(x), self.shape(w), self.shape(b));
+        assert_eq!(k, k2, "linear: input width {k} but weight has {k2} rows");
+        assert_eq!(sb, (1, c), "linear: bias must be (1, {c}), got {sb:?}");
+        let mut out = self.pool.take(r, c);
+        let o = out.as_slice_mut().expect("standard layout");
+        let value = |v: Var| {
+            self.nodes[v.index()]
+                .value
+                .as_slice()
+                .expect("standard layout")
+        };
+        let (xs, ws, bias) = (value(x), value(w), value(b));
+        // 64 rows (a 32-wide block is 8 KiB) for the register kernels of narrow layers; wide
+        // layers go to the general GEMM, which packs `w` per call: one call for all rows
+        let block_rows = if c <= gemm::MAX_N { 64 } else { r.max(1) };
+        for (o_block, x_block) in o
+            .chunks_mut(block_rows * c)
+            .zip(xs.chunks(block_rows * k.max(1)))
+        {
+            let rows = o_block.len() / c;
+            for row in o_block.chunks_exact_mut(c) {
+                row.copy_from_slice(bias);
+            }
+            gemm::matmul(o_block, true, &x_block[..rows * k], ws, rows, k, c);
+            macro_rules! each {
+                ($($k:ident),*) => { match act {
+                    $(Unary::$k => kernels::map_in_place(o_block, |v| Unary::$k.f(v)),)*
+                    _ => unreachable!("checked above"),
+                } };
+            }
+            each!(Relu, Elu, Sigmoid, Tanh);
+        }
+        let rg = self.rg(x) || self.rg(w) || self.rg(b);
+        self.push(Op::LinearAct { x, w, b, act }, out, rg)
+    }
+
     // ---- reductions -----------------------------------------------------------------------------
 
     /// A sum or mean over all elements, rows or columns.
@@ -1054,26 +1143,23 @@ pub(crate) fn backward_node(
             }
         }
 
-        Op::Linear { x, w, b } => {
-            // y = x·w + b:  dx = g·wᵀ,  dw = xᵀ·g,  db = column sums of g
-            if sink.wants(*x) {
-                grad_times_transpose(sink, *x, g, val(*w));
+        Op::Linear { x, w, b } => linear_backward(sink, val(*x), val(*w), (*x, *w, *b), g),
+
+        Op::LinearAct { x, w, b, act } => {
+            // y = act(p), p = x·w + b:  dp = g ⊙ act'(y), then as Linear with dp
+            let mut dp = sink.scratch(g.nrows(), g.ncols());
+            let gs = g.as_slice().expect("standard layout");
+            let ys = out.as_slice().expect("standard layout");
+            let d = dp.as_slice_mut().expect("standard layout");
+            macro_rules! each {
+                ($($k:ident),*) => { match act {
+                    $(Unary::$k => kernels::map3(d, false, gs, ys, ys, |gi, yi, _| gi * Unary::$k.df_from_output(yi)),)*
+                    _ => unreachable!("linear_act only records fusable activations"),
+                } };
             }
-            if sink.wants(*w) {
-                let vx = val(*x);
-                let (dst, fresh) = sink.slot(*w);
-                transpose_times_grad(dst, fresh, vx, g);
-            }
-            if sink.wants(*b) {
-                let (dst, fresh) = sink.slot(*b);
-                let d = dst.as_slice_mut().expect("standard layout");
-                if fresh {
-                    d.fill(0.0);
-                }
-                for row in g.as_slice().expect("standard layout").chunks_exact(d.len()) {
-                    d.iter_mut().zip(row).for_each(|(d, &e)| *d += e);
-                }
-            }
+            each!(Relu, Elu, Sigmoid, Tanh);
+            linear_backward(sink, val(*x), val(*w), (*x, *w, *b), &dp);
+            sink.give(dp);
         }
 
         Op::Reduce { kind, x } => {
@@ -1316,6 +1402,34 @@ fn map3_into(
 /// Adds (or writes) `g · mᵀ` into the adjoint of `target` (`g: r×c`, `m: k×c`): the input
 /// gradient of a product with a weight. `mᵀ` is formed once (weights are small) so the product runs
 /// on the row kernels of [`gemm`].
+/// Backward of `y = x·w + b` for the adjoint `g` of `y`: `dx = g·wᵀ`, `dw = xᵀ·g`,
+/// `db` = column sums of `g` (each only if wanted).
+fn linear_backward(
+    sink: &mut GradSink,
+    vx: &Array2<f32>,
+    vw: &Array2<f32>,
+    (x, w, b): (Var, Var, Var),
+    g: &Array2<f32>,
+) {
+    if sink.wants(x) {
+        grad_times_transpose(sink, x, g, vw);
+    }
+    if sink.wants(w) {
+        let (dst, fresh) = sink.slot(w);
+        transpose_times_grad(dst, fresh, vx, g);
+    }
+    if sink.wants(b) {
+        let (dst, fresh) = sink.slot(b);
+        let d = dst.as_slice_mut().expect("standard layout");
+        if fresh {
+            d.fill(0.0);
+        }
+        for row in g.as_slice().expect("standard layout").chunks_exact(d.len()) {
+            d.iter_mut().zip(row).for_each(|(d, &e)| *d += e);
+        }
+    }
+}
+
 fn grad_times_transpose(sink: &mut GradSink, target: Var, g: &Array2<f32>, m: &Array2<f32>) {
     let (r, c) = g.dim();
     let k = m.nrows();

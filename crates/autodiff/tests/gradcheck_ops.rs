@@ -3,7 +3,7 @@
 #![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better than `from_ref` in these checks
 
 use hdpo_autodiff::gradcheck::{GradcheckOptions, check, check_directional};
-use hdpo_autodiff::{Csr, CustomOp, Tape, Var};
+use hdpo_autodiff::{Csr, CustomOp, Tape, Unary, Var};
 use ndarray::Array2;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
@@ -116,7 +116,64 @@ fn matmul_and_linear() {
         t.matmul(v[0], v[1])
     });
     let bias = away_from_zero(1, 5, 11);
-    assert_ok("linear", &[a, b, bias], |t, v| t.linear(v[0], v[1], v[2]));
+    assert_ok("linear", &[a.clone(), b.clone(), bias.clone()], |t, v| {
+        t.linear(v[0], v[1], v[2])
+    });
+    for act in [Unary::Elu, Unary::Sigmoid, Unary::Tanh] {
+        assert_ok(
+            &format!("linear_act {act:?}"),
+            &[a.clone(), b.clone(), bias.clone()],
+            |t, v| t.linear_act(v[0], v[1], v[2], act),
+        );
+    }
+    // relu: unit-vector rows and a zero bias make the pre-activations the entries of `b`, which
+    // are at least 0.2 away from the kink
+    let unit = Array2::from_shape_fn((3, 3), |(i, j)| if i == j { 1.0 } else { 0.0 });
+    let zero_bias = Array2::zeros((1, 5));
+    assert_ok("linear_act Relu", &[unit, b, zero_bias], |t, v| {
+        t.linear_act(v[0], v[1], v[2], Unary::Relu)
+    });
+}
+
+/// The fused layer equals `linear` followed by the activation, values and every gradient to the
+/// bit, on a shape that exercises the 64-row blocks (a partial last block) and the register
+/// kernels (width 32), a small-width output (3) and a wide one (72).
+#[test]
+fn linear_act_equals_linear_then_activation_bit_for_bit() {
+    for (rows, width, out) in [(137, 32, 32), (70, 16, 3), (65, 40, 72)] {
+        for act in [Unary::Relu, Unary::Elu, Unary::Sigmoid, Unary::Tanh] {
+            let x = away_from_zero(rows, width, 21);
+            let w = away_from_zero(width, out, 22);
+            let b = away_from_zero(1, out, 23);
+            let run = |fused: bool| {
+                let mut t = Tape::new();
+                let (xv, wv, bv) = (
+                    t.variable(x.clone()),
+                    t.variable(w.clone()),
+                    t.variable(b.clone()),
+                );
+                let y = if fused {
+                    t.linear_act(xv, wv, bv, act)
+                } else {
+                    let p = t.linear(xv, wv, bv);
+                    t.unary(act, p)
+                };
+                // a non-uniform adjoint: Σ y²
+                let sq = t.square(y);
+                let loss = t.sum_all(sq);
+                let mut grads = hdpo_autodiff::ParamStore::new().zero_grads();
+                t.backward(loss, &mut grads);
+                let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                (
+                    bits(t.value(y)),
+                    bits(t.grad(xv).unwrap()),
+                    bits(t.grad(wv).unwrap()),
+                    bits(t.grad(bv).unwrap()),
+                )
+            };
+            assert!(run(true) == run(false), "{act:?} {rows}x{width}x{out}");
+        }
+    }
 }
 
 #[test]

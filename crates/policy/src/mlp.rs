@@ -3,7 +3,7 @@
 //! initialised like PyTorch's `nn.Linear` (U(±1/√fan_in)).
 
 use hdpo_autodiff::optim::init;
-use hdpo_autodiff::{ParamId, ParamStore, Tape, Var};
+use hdpo_autodiff::{ParamId, ParamStore, Tape, Unary, Var};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,19 @@ impl Activation {
             Activation::Tanh => tape.tanh(x),
             Activation::Sigmoid => tape.sigmoid(x),
             Activation::Softplus => tape.softplus(x),
+        }
+    }
+}
+
+impl Activation {
+    /// The elementwise function [`Tape::linear_act`] can fuse into the layer, if any.
+    pub fn fusable(self) -> Option<Unary> {
+        match self {
+            Activation::Relu => Some(Unary::Relu),
+            Activation::Elu => Some(Unary::Elu),
+            Activation::Tanh => Some(Unary::Tanh),
+            Activation::Sigmoid => Some(Unary::Sigmoid),
+            Activation::Identity | Activation::Softplus => None,
         }
     }
 }
@@ -110,13 +123,19 @@ impl Mlp {
         let mut h = x;
         for (k, &(w, b)) in self.layers.iter().enumerate() {
             let (wv, bv) = (tape.param(store, w), tape.param(store, b));
-            h = tape.linear(h, wv, bv);
             let act = if k == last {
                 self.spec.output_activation
             } else {
                 self.spec.hidden_activation
             };
-            h = act.apply(tape, h);
+            // one fused op where the activation allows it (same bits as the two ops)
+            h = match act.fusable() {
+                Some(unary) => tape.linear_act(h, wv, bv, unary),
+                None => {
+                    let pre = tape.linear(h, wv, bv);
+                    act.apply(tape, pre)
+                }
+            };
         }
         h
     }
