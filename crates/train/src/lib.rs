@@ -16,6 +16,6 @@ pub mod trainer;
 
 pub use checkpoint::{Checkpoint, write_atomic};
 pub use config::{LrSchedule, TrainConfig, TrainConfigError};
-pub use rollout::{PolicyEvaluator, TapeRollout, rollout_on_tape};
+pub use rollout::{PolicyEvaluator, RolloutPeriods, TapeRollout, rollout_on_tape};
 pub use run::RunDir;
 pub use trainer::{Best, EpochRecord, StopReason, TrainError, Trainer, evaluate_policy};

@@ -40,18 +40,36 @@ pub fn past_demand_window(demand: &Array2<f32>, t: usize, p: usize) -> Array2<f3
     out
 }
 
+/// Which periods a tape rollout simulates, reports and puts in the loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RolloutPeriods {
+    /// Periods simulated.
+    pub periods: usize,
+    /// Warm-up periods left out of the reported cost.
+    pub ignore: usize,
+    /// First period whose cost enters the loss (0: all periods, the reference's loss).
+    pub loss_from: usize,
+}
+
 /// Records `periods` periods of `policy` on `scenario` (a batch or a shard of one) and returns the
-/// loss `Σ costs / normaliser`. The gradient flows through the policy, the dynamics and the policy's
-/// inputs (full back-propagation through time).
+/// loss `Σ costs of periods ≥ loss_from / normaliser`. The gradient flows through the policy, the
+/// dynamics and the policy's inputs (full back-propagation through time).
 pub fn rollout_on_tape(
     tape: &mut Tape,
     policy: &Policy,
     params: &ParamStore,
     scenario: &Scenario,
-    periods: usize,
-    ignore_periods: usize,
+    RolloutPeriods {
+        periods,
+        ignore: ignore_periods,
+        loss_from,
+    }: RolloutPeriods,
     normaliser: f32,
 ) -> Result<TapeRollout, StepError> {
+    assert!(
+        loss_from < periods,
+        "loss from period {loss_from} of {periods}"
+    );
     assert!(
         periods <= scenario.periods(),
         "rollout of {periods} periods on a {}-period scenario",
@@ -97,10 +115,12 @@ pub fn rollout_on_tape(
         if t >= ignore_periods {
             reported_cost += value;
         }
-        total = Some(match total {
-            None => period_cost,
-            Some(acc) => tape.add(acc, period_cost),
-        });
+        if t >= loss_from {
+            total = Some(match total {
+                None => period_cost,
+                Some(acc) => tape.add(acc, period_cost),
+            });
+        }
     }
     let total = total.expect("at least one period");
     let loss = tape.scale(total, 1.0 / normaliser);

@@ -9,7 +9,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::config::TrainConfig;
-use crate::rollout::{PolicyEvaluator, rollout_on_tape};
+use crate::rollout::{PolicyEvaluator, RolloutPeriods, rollout_on_tape};
 use hdpo_autodiff::{Adam, ParamStore, ShardedTapes, clip_grad_norm};
 use hdpo_policy::{NetworkShape, Policy, PolicyError};
 use hdpo_sim::config::Split;
@@ -263,15 +263,30 @@ impl Trainer {
             (0.0f64, 0.0f64, 0.0f64, 0usize);
         for batch in order.chunks(sizes.batch_size) {
             let n_shards = self.shards.n_shards();
-            let normaliser = (batch.len() * periods * s) as f32;
+            let loss_from = if self.config.loss_skips_warm_up {
+                ignore
+            } else {
+                0
+            };
+            let normaliser = (batch.len() * (periods - loss_from) * s) as f32;
             let shard_of =
                 |k: usize| &batch[k * batch.len() / n_shards..(k + 1) * batch.len() / n_shards];
             let (policy, data) = (&self.policy, &self.train_data);
             let result = self.shards.try_gradients(&self.params, |k, tape, params| {
                 let rows = shard_of(k);
                 let shard = data.batch(rows).expect("shuffled indices are in range");
-                let out =
-                    rollout_on_tape(tape, policy, params, &shard, periods, ignore, normaliser)?;
+                let out = rollout_on_tape(
+                    tape,
+                    policy,
+                    params,
+                    &shard,
+                    RolloutPeriods {
+                        periods,
+                        ignore,
+                        loss_from,
+                    },
+                    normaliser,
+                )?;
                 Ok::<_, StepError>((out.loss, out.reported_cost))
             });
             let (per_shard, mut grads) =

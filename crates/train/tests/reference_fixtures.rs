@@ -7,7 +7,7 @@ use hdpo_sim::config::{Objective, UnmetDemand};
 use hdpo_sim::scenario::Scenario;
 use hdpo_sim::state::{State, Statics};
 use hdpo_sim::tape::TapeState;
-use hdpo_train::rollout_on_tape;
+use hdpo_train::{RolloutPeriods, rollout_on_tape};
 use ndarray::{Array1, Array2};
 use rand::SeedableRng;
 use serde_json::Value;
@@ -180,8 +180,11 @@ fn rollout_loss_and_gradient_of_every_weight_match_the_reference() {
         &policy,
         &params,
         &sc,
-        periods,
-        4,
+        RolloutPeriods {
+            periods,
+            ignore: 4,
+            loss_from: 0,
+        },
         (n * periods) as f32,
     )
     .unwrap();
@@ -253,7 +256,19 @@ fn base_stock_fixture_cost_and_gradient() {
         .value_mut(params.find("base_stock.level").unwrap())
         .fill(20.0);
     let mut tape = Tape::new();
-    let out = rollout_on_tape(&mut tape, &policy, &params, &sc, 12, 4, 48.0).unwrap();
+    let out = rollout_on_tape(
+        &mut tape,
+        &policy,
+        &params,
+        &sc,
+        RolloutPeriods {
+            periods: 12,
+            ignore: 4,
+            loss_from: 0,
+        },
+        48.0,
+    )
+    .unwrap();
     let want_loss = g["expected_mean_loss"].as_f64().unwrap();
     assert!(
         (tape.scalar(out.loss) as f64 - want_loss).abs() < 1e-4 * want_loss,

@@ -282,3 +282,28 @@ fn one_store_mlp_gets_within_a_few_percent_of_the_lost_sales_optimum_in_seconds(
     let dev = t.best.as_ref().unwrap().dev_cost;
     assert!(dev < 6.8359 * 1.03, "dev cost {dev}");
 }
+
+#[test]
+fn loss_without_warm_up_is_the_reported_cost_and_is_the_base_stock_default() {
+    let base = TrainConfig::default_for(setting("one_store_lost").unwrap(), "base_stock").unwrap();
+    assert!(base.loss_skips_warm_up, "base-stock policies skip the warm-up in the loss");
+    let mlp =
+        TrainConfig::default_for(setting("one_store_lost").unwrap(), "vanilla_one_store").unwrap();
+    assert!(!mlp.loss_skips_warm_up, "the MLP keeps the reference's loss");
+    for skip in [true, false] {
+        let mut config = tiny("one_store_lost", "vanilla_one_store", 1);
+        config
+            .apply_override("loss_skips_warm_up", &skip.to_string())
+            .unwrap();
+        let mut t = Trainer::new(config).unwrap();
+        let record = t.train_epoch().unwrap();
+        let relative = (record.train_loss - record.train_cost).abs() / record.train_cost;
+        if skip {
+            // same periods, same normalisation: equal up to f32 summation
+            assert!(relative < 1e-5, "{record:?}");
+        } else {
+            // the warm-up periods (random initial inventory) cost differently
+            assert!(relative > 1e-3, "{record:?}");
+        }
+    }
+}
