@@ -196,20 +196,8 @@ impl Unary {
     #[inline(always)]
     pub fn df(self, x: f32, y: f32) -> f32 {
         match self {
-            Unary::Relu => {
-                if x > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Unary::Elu => {
-                if x > 0.0 {
-                    1.0
-                } else {
-                    y + 1.0
-                }
-            }
+            // from the output alone (relu and ELU: x > 0 ⇔ y > 0)
+            Unary::Relu | Unary::Elu | Unary::Sigmoid | Unary::Tanh => self.df_from_output(y),
             Unary::Softplus => {
                 if x > SOFTPLUS_THRESHOLD {
                     1.0
@@ -217,8 +205,6 @@ impl Unary {
                     sigmoid(x)
                 }
             }
-            Unary::Sigmoid => y * (1.0 - y),
-            Unary::Tanh => 1.0 - y * y,
             Unary::Exp => y,
             Unary::Log => 1.0 / x,
             Unary::Abs => {

@@ -286,10 +286,16 @@ fn one_store_mlp_gets_within_a_few_percent_of_the_lost_sales_optimum_in_seconds(
 #[test]
 fn loss_without_warm_up_is_the_reported_cost_and_is_the_base_stock_default() {
     let base = TrainConfig::default_for(setting("one_store_lost").unwrap(), "base_stock").unwrap();
-    assert!(base.loss_skips_warm_up, "base-stock policies skip the warm-up in the loss");
+    assert!(
+        base.loss_skips_warm_up,
+        "base-stock policies skip the warm-up in the loss"
+    );
     let mlp =
         TrainConfig::default_for(setting("one_store_lost").unwrap(), "vanilla_one_store").unwrap();
-    assert!(!mlp.loss_skips_warm_up, "the MLP keeps the reference's loss");
+    assert!(
+        !mlp.loss_skips_warm_up,
+        "the MLP keeps the reference's loss"
+    );
     for skip in [true, false] {
         let mut config = tiny("one_store_lost", "vanilla_one_store", 1);
         config
