@@ -56,7 +56,16 @@ pub fn resolve_config(req: &TrainRequest) -> Result<TrainConfig, String> {
     let mut config = match &req.config {
         Some(path) => TrainConfig::from_file(path).map_err(|e| e.to_string())?,
         None => {
-            let s = setting(&req.setting).map_err(|e| format!("--setting: {e}"))?;
+            let mut s = setting(&req.setting).map_err(|e| format!("--setting: {e}"))?;
+            // the defaults are derived from the setting as overridden (e.g. the one-store MLP's
+            // input scale from its mean demand); all overrides are applied again below, so that
+            // explicit values win over the defaults
+            for (k, v) in &req.overrides {
+                if let Some(rest) = k.strip_prefix("setting.") {
+                    s.apply_override(rest, v)
+                        .map_err(|e| format!("--set {k}={v}: {e}"))?;
+                }
+            }
             TrainConfig::default_for(s, &req.policy).map_err(|e| format!("--policy: {e}"))?
         }
     };

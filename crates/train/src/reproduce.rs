@@ -493,7 +493,15 @@ pub fn cell_config(
     scale: Scale,
     extra: &[(String, String)],
 ) -> Result<TrainConfig, String> {
-    let setting = hdpo_sim::settings::setting(&cell.setting).map_err(|e| e.to_string())?;
+    let mut setting = hdpo_sim::settings::setting(&cell.setting).map_err(|e| e.to_string())?;
+    // defaults from the setting as the cell overrides it (applied again below, so they win)
+    for (k, v) in &cell.overrides {
+        if let Some(rest) = k.strip_prefix("setting.") {
+            setting
+                .apply_override(rest, v)
+                .map_err(|e| format!("cell {}: {k}={v}: {e}", cell.id))?;
+        }
+    }
     let mut config = TrainConfig::default_for(setting, &cell.policy).map_err(|e| e.to_string())?;
     for (k, v) in &cell.overrides {
         config

@@ -1,0 +1,48 @@
+//! How `hdpo train` resolves a configuration: defaults are derived from the setting *after* its
+//! `--set setting.…` overrides, and every explicit override still wins over the defaults.
+
+use hdpo::cli::{TrainRequest, resolve_config};
+use hdpo::policy::PolicySpec;
+
+fn request(overrides: &[(&str, &str)]) -> TrainRequest {
+    TrainRequest {
+        setting: "one_store_lost".into(),
+        policy: "vanilla_one_store".into(),
+        config: None,
+        seed: None,
+        out: None,
+        resume: None,
+        overrides: overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn input_scale(overrides: &[(&str, &str)]) -> f32 {
+    match resolve_config(&request(overrides)).unwrap().policy {
+        PolicySpec::VanillaOneStore { input_scale, .. } => input_scale,
+        other => panic!("unexpected policy {other:?}"),
+    }
+}
+
+#[test]
+fn defaults_follow_the_overridden_setting_and_explicit_values_win() {
+    // the MLP's inputs are scaled by 1 / mean demand: the default instance has mean 5 …
+    assert!((input_scale(&[]) - 0.2).abs() < 1e-7);
+    // … and an overridden mean changes the default
+    assert!((input_scale(&[("setting.demand.mean", "10")]) - 0.1).abs() < 1e-7);
+    // an explicit value wins over the derived default, in either order
+    for order in [
+        [("setting.demand.mean", "10"), ("policy.input_scale", "0.5")],
+        [("policy.input_scale", "0.5"), ("setting.demand.mean", "10")],
+    ] {
+        assert_eq!(input_scale(&order), 0.5);
+    }
+    // the one-store defaults lower the train batch to 1,024; an explicit batch size is kept
+    let config = resolve_config(&request(&[("setting.splits.train.batch_size", "8192")])).unwrap();
+    assert_eq!(config.setting.splits.train.batch_size, 8192);
+    // a bad setting override is reported with its key
+    let err = resolve_config(&request(&[("setting.demand.mean", "-1")])).unwrap_err();
+    assert!(err.contains("setting.demand.mean"), "{err}");
+}
