@@ -14,21 +14,24 @@ pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    // Plain multiplies, adds and integer bit operations only (no `mul_add`, `round` or float→int
-    // casts, which become libm calls or scalar code on baseline x86-64), so loops vectorise.
+    // Fused multiply-adds for the reduction and the polynomial (one rounding each, so the result
+    // is the same on every machine), plain adds and integer bit operations otherwise (no `round`
+    // or float→int casts), so loops vectorise. Inside the AVX2+FMA builds of the kernels below
+    // `mul_add` is one `vfmadd` instruction; elsewhere on x86-64 it is a library call (correct,
+    // slow: only machines without FMA take that path).
     const ROUND: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer in the low bits
     let x = x.clamp(-87.3, 88.3);
-    let t = x * LOG2E + ROUND;
+    let t = x.mul_add(LOG2E, ROUND);
     let n = t - ROUND; // round(x / ln 2) as a float
-    let r = x - n * LN2_HI - n * LN2_LO;
+    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
     // e^r on |r| ≤ ln2/2 (Cephes expf coefficients)
     let p = 1.987_569_1e-4f32;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
-    let er = p * r * r + r + 1.0;
+    let p = p.mul_add(r, 1.398_199_9e-3);
+    let p = p.mul_add(r, 8.333_452e-3);
+    let p = p.mul_add(r, 4.166_579_6e-2);
+    let p = p.mul_add(r, 1.666_666_5e-1);
+    let p = p.mul_add(r, 0.5);
+    let er = (p * r).mul_add(r, r) + 1.0;
     // 2ⁿ from the integer left in the low mantissa bits of t (n ∈ [−126, 127] after the clamp)
     let n_int = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
     er * f32::from_bits(((n_int + 127) as u32) << 23)
