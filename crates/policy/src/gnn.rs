@@ -1244,37 +1244,12 @@ mod fast {
     /// product and the activation.
     pub(super) const CHUNK_ROWS: usize = 256;
 
-    /// `eˣ` for `x ≤ 0` (Cephes-style: range reduction by ln 2, degree-6 polynomial, exponent bits
-    /// set directly); relative error ≈ 2·10⁻⁷; 0 below −87.
-    #[inline(always)]
-    fn exp_nonpositive(x: f32) -> f32 {
-        const LOG2E: f32 = std::f32::consts::LOG2_E;
-        const LN2_HI: f32 = 0.693_359_4;
-        const LN2_LO: f32 = -2.121_944_4e-4;
-        const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting it rounds to nearest
-        let x = x.clamp(-87.0, 0.0);
-        let t = x * LOG2E + ROUND;
-        let n = t - ROUND;
-        // the integer n sits in the low mantissa bits of t: no float→int cast (which would not
-        // vectorise because of Rust's saturating `as`)
-        let ni = t.to_bits() as i32 - ROUND.to_bits() as i32;
-        let r = x - n * LN2_HI - n * LN2_LO;
-        let p = 1.987_569_1e-4f32;
-        let p = p * r + 1.398_199_9e-3;
-        let p = p * r + 8.333_452e-3;
-        let p = p * r + 4.166_579_6e-2;
-        let p = p * r + 1.666_666_5e-1;
-        let p = p * r + 0.5;
-        let er = p * r * r + r + 1.0;
-        er * f32::from_bits(((ni + 127) as u32) << 23)
-    }
-
     /// ELU with α = 1, as `max(x, 0) + (e^{min(x, 0)} − 1)` (exactly `x` for `x > 0`): no
     /// select, so in-place loops store whole vectors (a select made the compiler emit masked
     /// stores, which are very slow on some CPUs).
     #[inline(always)]
     pub(super) fn elu(x: f32) -> f32 {
-        x.max(0.0) + (exp_nonpositive(x) - 1.0)
+        x.max(0.0) + (hdpo_autodiff::kernels::exp(x.min(0.0)) - 1.0)
     }
 
     /// Runs `body` through an AVX2+FMA build when the CPU has it.
