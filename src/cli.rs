@@ -9,7 +9,8 @@ use hdpo_train::optimum::{
 };
 use hdpo_train::reproduce::{self, CellStatus, Event, Experiment, ReproduceOptions, Scale};
 use hdpo_train::{
-    Checkpoint, EpochRecord, RunDir, StopReason, TrainConfig, Trainer, evaluate_policy,
+    Checkpoint, EpochRecord, RunDir, StopReason, TrainConfig, TrainConfigError, Trainer,
+    evaluate_policy,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
@@ -54,26 +55,25 @@ pub struct TrainRequest {
 /// Resolves the configuration of a fresh run.
 pub fn resolve_config(req: &TrainRequest) -> Result<TrainConfig, String> {
     let mut config = match &req.config {
-        Some(path) => TrainConfig::from_file(path).map_err(|e| e.to_string())?,
-        None => {
-            let mut s = setting(&req.setting).map_err(|e| format!("--setting: {e}"))?;
-            // the defaults are derived from the setting as overridden (e.g. the one-store MLP's
-            // input scale from its mean demand); all overrides are applied again below, so that
-            // explicit values win over the defaults
+        Some(path) => {
+            let mut config = TrainConfig::from_file(path).map_err(|e| e.to_string())?;
             for (k, v) in &req.overrides {
-                if let Some(rest) = k.strip_prefix("setting.") {
-                    s.apply_override(rest, v)
-                        .map_err(|e| format!("--set {k}={v}: {e}"))?;
-                }
+                config
+                    .apply_override(k, v)
+                    .map_err(|e| format!("--set {k}={v}: {e}"))?;
             }
-            TrainConfig::default_for(s, &req.policy).map_err(|e| format!("--policy: {e}"))?
+            config
+        }
+        None => {
+            let s = setting(&req.setting).map_err(|e| format!("--setting: {e}"))?;
+            TrainConfig::default_with_overrides(s, &req.policy, &req.overrides).map_err(
+                |e| match e {
+                    TrainConfigError::Override { .. } => format!("--set {e}"),
+                    other => format!("--policy: {other}"),
+                },
+            )?
         }
     };
-    for (k, v) in &req.overrides {
-        config
-            .apply_override(k, v)
-            .map_err(|e| format!("--set {k}={v}: {e}"))?;
-    }
     if let Some(seed) = req.seed {
         config.seed = seed;
     }

@@ -33,6 +33,17 @@ pub enum TrainConfigError {
     /// The file could not be read or parsed.
     #[error("{0}")]
     File(String),
+    /// An override `key=value` was rejected.
+    #[error("{key}={value}: {source}")]
+    Override {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// Why.
+        #[source]
+        source: Box<TrainConfigError>,
+    },
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> TrainConfigError {
@@ -167,6 +178,34 @@ impl TrainConfig {
             setting,
         };
         config.tune_defaults();
+        Ok(config)
+    }
+
+    /// The defaults for `(setting, policy_kind)` with `overrides` (`key=value` pairs, as `--set`):
+    /// the defaults are derived from the setting *after* its `setting.…` overrides (e.g. the
+    /// one-store MLP's input scale from an overridden mean demand), then every override is
+    /// applied in order, so explicit values win over derived defaults.
+    pub fn default_with_overrides(
+        mut setting: Setting,
+        policy_kind: &str,
+        overrides: &[(String, String)],
+    ) -> Result<TrainConfig, TrainConfigError> {
+        let rejected = |k: &str, v: &str, e: TrainConfigError| TrainConfigError::Override {
+            key: k.to_string(),
+            value: v.to_string(),
+            source: Box::new(e),
+        };
+        for (k, v) in overrides {
+            if let Some(rest) = k.strip_prefix("setting.") {
+                setting
+                    .apply_override(rest, v)
+                    .map_err(|e| rejected(k, v, e.into()))?;
+            }
+        }
+        let mut config = TrainConfig::default_for(setting, policy_kind)?;
+        for (k, v) in overrides {
+            config.apply_override(k, v).map_err(|e| rejected(k, v, e))?;
+        }
         Ok(config)
     }
 

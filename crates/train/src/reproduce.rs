@@ -493,21 +493,9 @@ pub fn cell_config(
     scale: Scale,
     extra: &[(String, String)],
 ) -> Result<TrainConfig, String> {
-    let mut setting = hdpo_sim::settings::setting(&cell.setting).map_err(|e| e.to_string())?;
-    // defaults from the setting as the cell overrides it (applied again below, so they win)
-    for (k, v) in &cell.overrides {
-        if let Some(rest) = k.strip_prefix("setting.") {
-            setting
-                .apply_override(rest, v)
-                .map_err(|e| format!("cell {}: {k}={v}: {e}", cell.id))?;
-        }
-    }
-    let mut config = TrainConfig::default_for(setting, &cell.policy).map_err(|e| e.to_string())?;
-    for (k, v) in &cell.overrides {
-        config
-            .apply_override(k, v)
-            .map_err(|e| format!("cell {}: {k}={v}: {e}", cell.id))?;
-    }
+    let setting = hdpo_sim::settings::setting(&cell.setting).map_err(|e| e.to_string())?;
+    let mut config = TrainConfig::default_with_overrides(setting, &cell.policy, &cell.overrides)
+        .map_err(|e| format!("cell {}: {e}", cell.id))?;
     let single = config.setting.n_stores() == 1;
     let splits = &mut config.setting.splits;
     match scale {
