@@ -407,6 +407,11 @@ fn zip_broadcast(
 }
 
 /// `dst = g · ∂f/∂(a or b)` (or `+=` when not fresh), all at `g`'s shape.
+///
+/// The loops are split by broadcast pattern (both operands full, one a column, …) so each inner loop
+/// is a plain elementwise pass the compiler vectorises; `partial` must be a closure of one fixed
+/// kind (see [`binary_partial_of`]), not one that matches on the kind per element.
+#[inline(always)]
 fn binary_partial(
     dst: &mut Array2<f32>,
     fresh: bool,
@@ -422,16 +427,66 @@ fn binary_partial(
         let (ar, br) = (bcast_row(a, i), bcast_row(b, i));
         let gr = &gs[i * cols..(i + 1) * cols];
         let dr = &mut d[i * cols..(i + 1) * cols];
-        for j in 0..cols {
-            let x = if ar.len() == cols { ar[j] } else { ar[0] };
-            let y = if br.len() == cols { br[j] } else { br[0] };
-            let v = gr[j] * partial(x, y);
-            if fresh {
-                dr[j] = v;
-            } else {
-                dr[j] += v;
+        match (ar.len() == cols, br.len() == cols) {
+            (true, true) => elementwise_partial(dr, fresh, gr, |j| partial(ar[j], br[j])),
+            (true, false) => {
+                let y = br[0];
+                elementwise_partial(dr, fresh, gr, |j| partial(ar[j], y))
+            }
+            (false, true) => {
+                let x = ar[0];
+                elementwise_partial(dr, fresh, gr, |j| partial(x, br[j]))
+            }
+            (false, false) => {
+                let p = partial(ar[0], br[0]);
+                elementwise_partial(dr, fresh, gr, |_| p)
             }
         }
+    }
+}
+
+/// `dr[j] = gr[j] · p(j)` (or `+=`), one row.
+#[inline(always)]
+fn elementwise_partial(dr: &mut [f32], fresh: bool, gr: &[f32], p: impl Fn(usize) -> f32) {
+    let dr = &mut dr[..gr.len()];
+    if fresh {
+        for (j, (o, &gj)) in dr.iter_mut().zip(gr).enumerate() {
+            *o = gj * p(j);
+        }
+    } else {
+        for (j, (o, &gj)) in dr.iter_mut().zip(gr).enumerate() {
+            *o += gj * p(j);
+        }
+    }
+}
+
+/// [`binary_partial`] with the partial derivative of `kind` with respect to `a` (`is_a`) or `b`,
+/// one monomorphised copy per (kind, operand) so no kind is matched inside the loops.
+fn binary_partial_of(
+    kind: BinaryKind,
+    is_a: bool,
+    dst: &mut Array2<f32>,
+    fresh: bool,
+    g: &Array2<f32>,
+    a: &Array2<f32>,
+    b: &Array2<f32>,
+) {
+    macro_rules! with {
+        ($k:expr) => {
+            if is_a {
+                binary_partial(dst, fresh, g, a, b, |x, y| $k.da(x, y))
+            } else {
+                binary_partial(dst, fresh, g, a, b, |x, y| $k.db(x, y))
+            }
+        };
+    }
+    match kind {
+        BinaryKind::Add => with!(BinaryKind::Add),
+        BinaryKind::Sub => with!(BinaryKind::Sub),
+        BinaryKind::Mul => with!(BinaryKind::Mul),
+        BinaryKind::Div => with!(BinaryKind::Div),
+        BinaryKind::Min => with!(BinaryKind::Min),
+        BinaryKind::Max => with!(BinaryKind::Max),
     }
 }
 
@@ -1066,14 +1121,13 @@ pub(crate) fn backward_node(
                 if !sink.wants(input) {
                     continue;
                 }
-                let partial = |x: f32, y: f32| if is_a { kind.da(x, y) } else { kind.db(x, y) };
                 let target = val(input).dim();
                 if target == g.dim() {
                     let (dst, fresh) = sink.slot(input);
-                    binary_partial(dst, fresh, g, va, vb, partial);
+                    binary_partial_of(kind, is_a, dst, fresh, g, va, vb);
                 } else {
                     let mut full = sink.scratch(g.nrows(), g.ncols());
-                    binary_partial(&mut full, true, g, va, vb, partial);
+                    binary_partial_of(kind, is_a, &mut full, true, g, va, vb);
                     let (dst, fresh) = sink.slot(input);
                     reduce_to(&full, target, dst, fresh);
                     sink.give(full);
