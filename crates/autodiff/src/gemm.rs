@@ -29,8 +29,38 @@ fn use_kernels(n: usize) -> bool {
     }
 }
 
+/// Where a product's accumulators start: at zero (`c = a·b`), at `c` (`c += a·b`), or at a bias
+/// row repeated to every row (`c = bias + a·b`, a linear layer).
+#[derive(Clone, Copy)]
+enum Start<'a> {
+    Zero,
+    C,
+    Bias(&'a [f32]),
+}
+
 /// `c = a · b` (or `c += a · b` when `accumulate`), `a: m×k`, `b: k×n`, `c: m×n`.
 pub fn matmul(c: &mut [f32], accumulate: bool, a: &[f32], b: &[f32], m: usize, k: usize, n: usize) {
+    let start = if accumulate { Start::C } else { Start::Zero };
+    matmul_from(c, start, a, b, m, k, n);
+}
+
+/// `c = bias + a · b` with the `1×n` row `bias` added to every row: a linear layer. Equal to the
+/// bit to filling each row of `c` with `bias` and calling [`matmul`] with `accumulate` (the
+/// register kernels start their accumulators at the bias instead of reading it back from `c`).
+pub fn matmul_bias(
+    c: &mut [f32],
+    bias: &[f32],
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    assert_eq!(bias.len(), n, "matmul_bias: bias length");
+    matmul_from(c, Start::Bias(bias), a, b, m, k, n);
+}
+
+fn matmul_from(c: &mut [f32], start: Start, a: &[f32], b: &[f32], m: usize, k: usize, n: usize) {
     assert!(
         a.len() == m * k && b.len() == k * n && c.len() == m * n,
         "matmul: slice sizes"
@@ -41,9 +71,15 @@ pub fn matmul(c: &mut [f32], accumulate: bool, a: &[f32], b: &[f32], m: usize, k
     #[cfg(target_arch = "x86_64")]
     if use_kernels(n) {
         // SAFETY: AVX2 and FMA were detected at run time.
-        unsafe { avx2::matmul(c, accumulate, a, b, m, k, n) };
+        unsafe { avx2::matmul(c, start, a, b, m, k, n) };
         return;
     }
+    if let Start::Bias(bias) = start {
+        for row in c.chunks_exact_mut(n) {
+            row.copy_from_slice(bias);
+        }
+    }
+    let accumulate = !matches!(start, Start::Zero);
     if n < 8 && k <= 1024 {
         small_n(c, accumulate, a, b, k, n);
         return;
@@ -183,27 +219,21 @@ fn dot(x: &[f32], y: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::Start;
+
     /// Dispatches on the number of 8-lane blocks `n / 8` so each kernel has a fixed register layout.
     #[target_feature(enable = "avx2,fma")]
-    pub fn matmul(
-        c: &mut [f32],
-        accumulate: bool,
-        a: &[f32],
-        b: &[f32],
-        m: usize,
-        k: usize,
-        n: usize,
-    ) {
+    pub fn matmul(c: &mut [f32], start: Start, a: &[f32], b: &[f32], m: usize, k: usize, n: usize) {
         match n / 8 {
-            1 => rows::<1, true>(c, accumulate, a, b, m, k),
-            2 => rows::<2, true>(c, accumulate, a, b, m, k),
-            3 => rows::<3, true>(c, accumulate, a, b, m, k),
-            4 => rows::<4, true>(c, accumulate, a, b, m, k),
+            1 => rows::<1, true>(c, start, a, b, m, k),
+            2 => rows::<2, true>(c, start, a, b, m, k),
+            3 => rows::<3, true>(c, start, a, b, m, k),
+            4 => rows::<4, true>(c, start, a, b, m, k),
             // two rows of 5–8 blocks would need more than the 16 ymm registers: one row at a time
-            5 => rows::<5, false>(c, accumulate, a, b, m, k),
-            6 => rows::<6, false>(c, accumulate, a, b, m, k),
-            7 => rows::<7, false>(c, accumulate, a, b, m, k),
-            8 => rows::<8, false>(c, accumulate, a, b, m, k),
+            5 => rows::<5, false>(c, start, a, b, m, k),
+            6 => rows::<6, false>(c, start, a, b, m, k),
+            7 => rows::<7, false>(c, start, a, b, m, k),
+            8 => rows::<8, false>(c, start, a, b, m, k),
             _ => unreachable!("n ≤ 64 and a multiple of 8"),
         }
     }
@@ -213,7 +243,7 @@ mod avx2 {
     #[inline]
     fn rows<const NB: usize, const TWO_ROWS: bool>(
         c: &mut [f32],
-        accumulate: bool,
+        start: Start,
         a: &[f32],
         b: &[f32],
         m: usize,
@@ -224,9 +254,16 @@ mod avx2 {
         while TWO_ROWS && i + 2 <= m {
             let mut acc0 = [[0.0f32; 8]; NB];
             let mut acc1 = [[0.0f32; 8]; NB];
-            if accumulate {
-                load(&mut acc0, &c[i * n..]);
-                load(&mut acc1, &c[(i + 1) * n..]);
+            match start {
+                Start::Zero => {}
+                Start::C => {
+                    load(&mut acc0, &c[i * n..]);
+                    load(&mut acc1, &c[(i + 1) * n..]);
+                }
+                Start::Bias(bias) => {
+                    load(&mut acc0, bias);
+                    load(&mut acc1, bias);
+                }
             }
             let (a0, a1) = (&a[i * k..(i + 1) * k], &a[(i + 1) * k..(i + 2) * k]);
             for kk in 0..k {
@@ -246,8 +283,10 @@ mod avx2 {
         }
         while i < m {
             let mut acc = [[0.0f32; 8]; NB];
-            if accumulate {
-                load(&mut acc, &c[i * n..]);
+            match start {
+                Start::Zero => {}
+                Start::C => load(&mut acc, &c[i * n..]),
+                Start::Bias(bias) => load(&mut acc, bias),
             }
             let a0 = &a[i * k..(i + 1) * k];
             for kk in 0..k {
@@ -415,6 +454,21 @@ mod tests {
                         (0..m).fold(0.0f32, |acc, i| a[i * k + r].mul_add(g[i * n + j], acc));
                     assert_eq!(c[r * n + j].to_bits(), sequential.to_bits(), "r {r} j {j}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn bias_start_equals_copying_the_bias_then_accumulating() {
+        for &(m, k) in &[(1, 1), (5, 3), (17, 4), (130, 32)] {
+            for n in [8, 16, 24, 32, 40, 48, 56, 64, 12, 1, 100] {
+                let (a, b, bias) = (data(m * k, 1), data(k * n, 2), data(n, 7));
+                let mut want = bias.repeat(m);
+                matmul(&mut want, true, &a, &b, m, k, n);
+                let mut got = vec![f32::NAN; m * n];
+                matmul_bias(&mut got, &bias, &a, &b, m, k, n);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "m{m} k{k} n{n}");
             }
         }
     }

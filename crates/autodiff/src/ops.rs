@@ -179,7 +179,7 @@ impl Unary {
                 if x > SOFTPLUS_THRESHOLD {
                     x
                 } else {
-                    kernels::exp(x).ln_1p()
+                    kernels::log1p(kernels::exp(x))
                 }
             }
             Unary::Sigmoid => sigmoid(x),
@@ -781,12 +781,9 @@ impl Tape {
             .value
             .as_slice()
             .expect("standard layout");
-        for row in o.chunks_exact_mut(c) {
-            row.copy_from_slice(bias);
-        }
-        gemm::matmul(
+        gemm::matmul_bias(
             o,
-            true,
+            bias,
             self.nodes[x.index()]
                 .value
                 .as_slice()
@@ -838,10 +835,7 @@ impl Tape {
         {
             let rows = o_block.len() / c;
             let pre = &mut pre[..rows * c];
-            for row in pre.chunks_exact_mut(c) {
-                row.copy_from_slice(bias);
-            }
-            gemm::matmul(pre, true, &x_block[..rows * k], ws, rows, k, c);
+            gemm::matmul_bias(pre, bias, &x_block[..rows * k], ws, rows, k, c);
             macro_rules! each {
                 ($($k:ident),*) => { match act {
                     $(Unary::$k => kernels::map1(o_block, pre, |v| Unary::$k.f(v)),)*

@@ -1142,15 +1142,17 @@ impl CustomOp for DenseElu {
             let flat = out
                 .as_slice_mut()
                 .expect("row blocks of a standard-layout array are contiguous");
-            flat.chunks_exact_mut(o)
-                .for_each(|row| row.copy_from_slice(bias));
-            if let Some((index, p)) = gathered {
-                index.gather_into(p, flat, start);
-            }
             let inner = x.ncols();
             let xs = &x.as_slice().expect("standard layout")[start * inner..end * inner];
             let ws = w.as_slice().expect("standard layout");
-            hdpo_autodiff::gemm::matmul(flat, true, xs, ws, end - start, inner, o);
+            if let Some((index, p)) = gathered {
+                flat.chunks_exact_mut(o)
+                    .for_each(|row| row.copy_from_slice(bias));
+                index.gather_into(p, flat, start);
+                hdpo_autodiff::gemm::matmul(flat, true, xs, ws, end - start, inner, o);
+            } else {
+                hdpo_autodiff::gemm::matmul_bias(flat, bias, xs, ws, end - start, inner, o);
+            }
             match residual {
                 Some(r) => fast::elu_in_place_plus(flat, &r[start * o..end * o]),
                 None => fast::elu_in_place(flat),

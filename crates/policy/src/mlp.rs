@@ -119,10 +119,21 @@ impl Mlp {
 
     /// `x: (rows, input)` → `(rows, output)`.
     pub fn forward(&self, tape: &mut Tape, store: &ParamStore, x: Var) -> Var {
+        self.forward_with(tape, &mut |t: &mut Tape, id| t.param(store, id), x)
+    }
+
+    /// [`Mlp::forward`] with the tape node of each parameter supplied by `param` (gradient checks
+    /// pass tape variables instead of the stored parameters).
+    pub fn forward_with(
+        &self,
+        tape: &mut Tape,
+        param: &mut dyn FnMut(&mut Tape, ParamId) -> Var,
+        x: Var,
+    ) -> Var {
         let last = self.layers.len() - 1;
         let mut h = x;
         for (k, &(w, b)) in self.layers.iter().enumerate() {
-            let (wv, bv) = (tape.param(store, w), tape.param(store, b));
+            let (wv, bv) = (param(tape, w), param(tape, b));
             let act = if k == last {
                 self.spec.output_activation
             } else {

@@ -32,26 +32,14 @@ use rand::Rng;
 pub type ParamNodes<'a> = dyn FnMut(&mut Tape, ParamId) -> Var + 'a;
 
 /// `x: (rows, input)` → `(rows, output)` through `mlp`, taking parameter nodes from `param`
-/// (the same computation as [`Mlp::forward`]).
+/// ([`Mlp::forward_with`]).
 pub(crate) fn mlp_forward_with(
     tape: &mut Tape,
     mlp: &Mlp,
     param: &mut ParamNodes<'_>,
     x: Var,
 ) -> Var {
-    let last = mlp.layers.len() - 1;
-    let mut h = x;
-    for (k, &(w, b)) in mlp.layers.iter().enumerate() {
-        let (wv, bv) = (param(tape, w), param(tape, b));
-        h = tape.linear(h, wv, bv);
-        let act = if k == last {
-            mlp.spec.output_activation
-        } else {
-            mlp.spec.hidden_activation
-        };
-        h = act.apply(tape, h);
-    }
-    h
+    mlp.forward_with(tape, param, x)
 }
 
 /// Layers `first_index ..` of an MLP whose first layer is built by hand: widths `widths[0] →
