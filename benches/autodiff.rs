@@ -20,7 +20,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hdpo_autodiff::ndarray::{Array2, linalg::general_mat_mul, s};
 use hdpo_autodiff::optim::init;
-use hdpo_autodiff::{ParamId, ParamStore, ShardedTapes, Tape, Var};
+use hdpo_autodiff::{ParamId, ParamStore, ShardedTapes, Tape, Var, gemm};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use std::hint::black_box;
@@ -105,6 +105,37 @@ fn matmul(c: &mut Criterion) {
     for shape in MATMULS {
         matmul_shape(c, shape);
     }
+}
+
+/// The raw product kernels of `gemm.rs` at the shapes of one shard of a narrow MLP (1,024 rows):
+/// `a·b` (forward and input gradient) and `aᵀ·g` (weight gradient), for the hidden layer
+/// (k = n = 32), the first layer (k = 4) and the output layer (n = 1).
+fn gemm_kernels(c: &mut Criterion) {
+    let mut rng = Pcg64Mcg::seed_from_u64(1);
+    let m = 1024;
+    let mut group = c.benchmark_group("gemm_1024_rows");
+    for (k, n) in [(32, 32), (4, 32), (32, 1), (64, 64)] {
+        let (a, b, g) = (
+            random(m, k, &mut rng),
+            random(k, n, &mut rng),
+            random(m, n, &mut rng),
+        );
+        let (a, b, g) = (
+            a.as_slice().unwrap(),
+            b.as_slice().unwrap(),
+            g.as_slice().unwrap(),
+        );
+        group.throughput(Throughput::Elements(2 * (m * k * n) as u64));
+        let mut out = vec![0.0f32; m * n];
+        group.bench_function(format!("matmul_k{k}_n{n}"), |bench| {
+            bench.iter(|| gemm::matmul(&mut out, false, black_box(a), black_box(b), m, k, n))
+        });
+        let mut grad = vec![0.0f32; k * n];
+        group.bench_function(format!("at_b_k{k}_n{n}"), |bench| {
+            bench.iter(|| gemm::matmul_at_b(&mut grad, false, black_box(a), black_box(g), m, k, n))
+        });
+    }
+    group.finish();
 }
 
 fn matmul_shape(c: &mut Criterion, (m, k, n): (usize, usize, usize)) {
@@ -244,6 +275,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(5));
-    targets = matmul, mlp, mlp_sharded, elu
+    targets = gemm_kernels, matmul, mlp, mlp_sharded, elu
 }
 criterion_main!(benches);

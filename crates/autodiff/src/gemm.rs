@@ -3,7 +3,9 @@
 //! into panels first, which costs as much as the arithmetic when `k` and `n` are 32. These kernels
 //! skip packing: the small matrix stays in L1, each output row is held in registers while the inner
 //! dimension streams past, and the loops are written so that an AVX2+FMA build (chosen at run time)
-//! keeps 8-lane accumulators in `ymm` registers. Other shapes fall back to `matrixmultiply`.
+//! keeps 8-lane accumulators in `ymm` registers: `n` a multiple of 8 up to 64 in column panels of
+//! at most 32, and narrow outputs (`n < 8`, an output layer) with `k` a multiple of 8 up to 64.
+//! Other shapes fall back to `matrixmultiply` (or a portable loop for `n < 8`).
 //!
 //! Row-major, contiguous slices throughout:
 //! * [`matmul`]: `c (m×n) = a (m×k) · b (k×n)`, or `+=`;
@@ -36,6 +38,24 @@ enum Start<'a> {
     Zero,
     C,
     Bias(&'a [f32]),
+}
+
+/// The register kernels for narrow outputs (`n < 8`, e.g. an output layer) with `k` a multiple
+/// of 8 up to 64 (a hidden width): see `avx2::narrow`.
+fn narrow_kernels(k: usize, n: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        n < 8
+            && k.is_multiple_of(8)
+            && (8..=MAX_N).contains(&k)
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (k, n);
+        false
+    }
 }
 
 /// `c = a · b` (or `c += a · b` when `accumulate`), `a: m×k`, `b: k×n`, `c: m×n`.
@@ -80,6 +100,12 @@ fn matmul_from(c: &mut [f32], start: Start, a: &[f32], b: &[f32], m: usize, k: u
         }
     }
     let accumulate = !matches!(start, Start::Zero);
+    #[cfg(target_arch = "x86_64")]
+    if narrow_kernels(k, n) {
+        // SAFETY: AVX2 and FMA were detected at run time.
+        unsafe { avx2::narrow(c, accumulate, a, b, m, k, n) };
+        return;
+    }
     if n < 8 && k <= 1024 {
         small_n(c, accumulate, a, b, k, n);
         return;
@@ -111,6 +137,12 @@ pub fn matmul_at_b(
     if use_kernels(n) {
         // SAFETY: AVX2 and FMA were detected at run time.
         unsafe { avx2::matmul_at_b(c, accumulate, a, g, m, k, n) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if narrow_kernels(k, n) {
+        // SAFETY: AVX2 and FMA were detected at run time.
+        unsafe { avx2::narrow_at_b(c, accumulate, a, g, m, k, n) };
         return;
     }
     if n < 8 && k <= 1024 {
@@ -219,56 +251,80 @@ fn dot(x: &[f32], y: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    //! The register kernels. Both products cut the `n` columns into **panels** of at most 32
+    //! (4 × 8 lanes): a panel of two output rows (`a·b`) or of two rows of `c` (`aᵀ·g`) is 8
+    //! accumulators, which together with the operand loads fit the 16 `ymm` registers without
+    //! spilling. Every element of `c` is still one sum over the inner index in order, so the
+    //! panelling does not change a result.
+
     use super::Start;
 
-    /// Dispatches on the number of 8-lane blocks `n / 8` so each kernel has a fixed register layout.
+    /// Widest panel, in 8-lane blocks.
+    const PANEL_BLOCKS: usize = 4;
+
+    /// `c = a·b` (from `start`), `n` a multiple of 8: panels of 32 columns, then the rest.
     #[target_feature(enable = "avx2,fma")]
     pub fn matmul(c: &mut [f32], start: Start, a: &[f32], b: &[f32], m: usize, k: usize, n: usize) {
-        match n / 8 {
-            1 => rows::<1, true>(c, start, a, b, m, k),
-            2 => rows::<2, true>(c, start, a, b, m, k),
-            3 => rows::<3, true>(c, start, a, b, m, k),
-            4 => rows::<4, true>(c, start, a, b, m, k),
-            // two rows of 5–8 blocks would need more than the 16 ymm registers: one row at a time
-            5 => rows::<5, false>(c, start, a, b, m, k),
-            6 => rows::<6, false>(c, start, a, b, m, k),
-            7 => rows::<7, false>(c, start, a, b, m, k),
-            8 => rows::<8, false>(c, start, a, b, m, k),
-            _ => unreachable!("n ≤ 64 and a multiple of 8"),
+        let mut j0 = 0;
+        while j0 < n {
+            let blocks = ((n - j0) / 8).min(PANEL_BLOCKS);
+            let panel = Panel { n, j0 };
+            // one panel spanning all of `n`: the row stride is a compile-time constant
+            match (blocks, blocks * 8 == n) {
+                (1, true) => rows::<1, true>(c, start, a, b, m, k, panel),
+                (2, true) => rows::<2, true>(c, start, a, b, m, k, panel),
+                (3, true) => rows::<3, true>(c, start, a, b, m, k, panel),
+                (4, true) => rows::<4, true>(c, start, a, b, m, k, panel),
+                (1, false) => rows::<1, false>(c, start, a, b, m, k, panel),
+                (2, false) => rows::<2, false>(c, start, a, b, m, k, panel),
+                (3, false) => rows::<3, false>(c, start, a, b, m, k, panel),
+                (4, false) => rows::<4, false>(c, start, a, b, m, k, panel),
+                _ => unreachable!("n is a multiple of 8"),
+            }
+            j0 += blocks * 8;
         }
     }
 
-    /// Each output row in `NB` 8-lane accumulators; two rows at a time share each load of `b`.
+    /// Columns `j0 .. j0 + 8·NB` of matrices with rows of `n` floats.
+    #[derive(Clone, Copy)]
+    struct Panel {
+        n: usize,
+        j0: usize,
+    }
+
+    /// One panel of `c = a·b`: each output row's panel in `NB` 8-lane accumulators; two rows at a
+    /// time share each load of `b`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn rows<const NB: usize, const TWO_ROWS: bool>(
+    fn rows<const NB: usize, const WHOLE: bool>(
         c: &mut [f32],
         start: Start,
         a: &[f32],
         b: &[f32],
         m: usize,
         k: usize,
+        Panel { n, j0 }: Panel,
     ) {
-        let n = NB * 8;
+        let (n, j0) = if WHOLE { (NB * 8, 0) } else { (n, j0) };
         let mut i = 0;
-        while TWO_ROWS && i + 2 <= m {
+        while i + 2 <= m {
             let mut acc0 = [[0.0f32; 8]; NB];
             let mut acc1 = [[0.0f32; 8]; NB];
             match start {
                 Start::Zero => {}
                 Start::C => {
-                    load(&mut acc0, &c[i * n..]);
-                    load(&mut acc1, &c[(i + 1) * n..]);
+                    load(&mut acc0, &c[i * n + j0..]);
+                    load(&mut acc1, &c[(i + 1) * n + j0..]);
                 }
                 Start::Bias(bias) => {
-                    load(&mut acc0, bias);
-                    load(&mut acc1, bias);
+                    load(&mut acc0, &bias[j0..]);
+                    load(&mut acc1, &bias[j0..]);
                 }
             }
             let (a0, a1) = (&a[i * k..(i + 1) * k], &a[(i + 1) * k..(i + 2) * k]);
             for kk in 0..k {
                 let (x0, x1) = (a0[kk], a1[kk]);
-                let brow = &b[kk * n..(kk + 1) * n];
+                let brow = &b[kk * n + j0..kk * n + j0 + NB * 8];
                 for blk in 0..NB {
                     for l in 0..8 {
                         let w = brow[blk * 8 + l];
@@ -277,29 +333,28 @@ mod avx2 {
                     }
                 }
             }
-            store(&acc0, &mut c[i * n..]);
-            store(&acc1, &mut c[(i + 1) * n..]);
+            store(&acc0, &mut c[i * n + j0..]);
+            store(&acc1, &mut c[(i + 1) * n + j0..]);
             i += 2;
         }
-        while i < m {
+        if i < m {
             let mut acc = [[0.0f32; 8]; NB];
             match start {
                 Start::Zero => {}
-                Start::C => load(&mut acc, &c[i * n..]),
-                Start::Bias(bias) => load(&mut acc, bias),
+                Start::C => load(&mut acc, &c[i * n + j0..]),
+                Start::Bias(bias) => load(&mut acc, &bias[j0..]),
             }
             let a0 = &a[i * k..(i + 1) * k];
             for kk in 0..k {
                 let x0 = a0[kk];
-                let brow = &b[kk * n..(kk + 1) * n];
+                let brow = &b[kk * n + j0..kk * n + j0 + NB * 8];
                 for blk in 0..NB {
                     for l in 0..8 {
                         acc[blk][l] = x0.mul_add(brow[blk * 8 + l], acc[blk][l]);
                     }
                 }
             }
-            store(&acc, &mut c[i * n..]);
-            i += 1;
+            store(&acc, &mut c[i * n + j0..]);
         }
     }
 
@@ -317,6 +372,7 @@ mod avx2 {
         }
     }
 
+    /// `c = aᵀ·g` (or `+=`), `n` a multiple of 8.
     #[target_feature(enable = "avx2,fma")]
     pub fn matmul_at_b(
         c: &mut [f32],
@@ -327,87 +383,268 @@ mod avx2 {
         k: usize,
         n: usize,
     ) {
-        match n / 8 {
-            1 => at_b::<1, 8>(c, accumulate, a, g, m, k),
-            2 => at_b::<2, 6>(c, accumulate, a, g, m, k),
-            3 => at_b::<3, 4>(c, accumulate, a, g, m, k),
-            4 => at_b::<4, 3>(c, accumulate, a, g, m, k),
-            5 => at_b::<5, 2>(c, accumulate, a, g, m, k),
-            6 => at_b::<6, 2>(c, accumulate, a, g, m, k),
-            7 => at_b::<7, 1>(c, accumulate, a, g, m, k),
-            8 => at_b::<8, 1>(c, accumulate, a, g, m, k),
-            _ => unreachable!("n ≤ 64 and a multiple of 8"),
+        // rows of `a` and `g` per block: a block of `g` (64 × n ≤ 16 KiB at n = 64) stays in L1
+        // while every strip of `c` passes over it, instead of streaming all of `g` from L2 once
+        // per strip
+        const ROW_BLOCK: usize = 64;
+        let mut i0 = 0;
+        loop {
+            let i1 = (i0 + ROW_BLOCK).min(m);
+            // the first block starts from 0 (or from `c` when accumulating), later ones from `c`
+            let from_c = accumulate || i0 > 0;
+            let mut j0 = 0;
+            while j0 < n {
+                let blocks = ((n - j0) / 8).min(PANEL_BLOCKS);
+                let panel = Panel { n, j0 };
+                // strips of KB rows of `c`: KB × NB accumulators (≤ 12) plus NB loads of `g`
+                match blocks {
+                    1 => at_b_panel::<1, 8>(c, from_c, a, g, i0..i1, k, panel),
+                    2 => at_b_panel::<2, 6>(c, from_c, a, g, i0..i1, k, panel),
+                    3 => at_b_panel::<3, 3>(c, from_c, a, g, i0..i1, k, panel),
+                    4 => at_b_panel::<4, 2>(c, from_c, a, g, i0..i1, k, panel),
+                    _ => unreachable!("n is a multiple of 8"),
+                }
+                j0 += blocks * 8;
+            }
+            if i1 >= m {
+                break;
+            }
+            i0 = i1;
         }
     }
 
-    /// Rows of `a` and `g` per block: a block of `g` (64 × n ≤ 16 KiB) stays in L1 while every
-    /// `KB`-row strip of `c` passes over it, instead of streaming all of `g` from L2 once per strip.
-    const ROW_BLOCK: usize = 64;
-
-    /// `KB` rows of `c` (`KB × NB` accumulators) stay in registers while a block of rows of `a`
-    /// and `g` streams past; then the next `KB` rows of `c`, then the next block of rows. Each
-    /// element of `c` is still summed over `i = 0, 1, …, m − 1` in order (the partial sums go
-    /// through `c` between blocks exactly), so the blocking does not change the result.
+    /// One panel of `c = aᵀ·g` over the rows `rows` of `a` and `g`: `KB` rows of `c` (`KB × NB`
+    /// accumulators) stay in registers while the rows stream past, then the next `KB` rows of `c`;
+    /// a last strip of fewer rows takes the one-row kernel per row.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn at_b<const NB: usize, const KB: usize>(
+    fn at_b_panel<const NB: usize, const KB: usize>(
+        c: &mut [f32],
+        from_c: bool,
+        a: &[f32],
+        g: &[f32],
+        rows: std::ops::Range<usize>,
+        k: usize,
+        panel: Panel,
+    ) {
+        let mut k0 = 0;
+        while k0 + KB <= k {
+            at_b_strip::<NB, KB>(c, from_c, a, g, rows.clone(), k, k0, panel);
+            k0 += KB;
+        }
+        while k0 < k {
+            at_b_strip::<NB, 1>(c, from_c, a, g, rows.clone(), k, k0, panel);
+            k0 += 1;
+        }
+    }
+
+    /// Rows `k0 .. k0 + KB` of one panel of `c` += Σ over `rows` of `a[i, k0 + r] · g[i, panel]`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn at_b_strip<const NB: usize, const KB: usize>(
+        c: &mut [f32],
+        from_c: bool,
+        a: &[f32],
+        g: &[f32],
+        rows: std::ops::Range<usize>,
+        k: usize,
+        k0: usize,
+        Panel { n, j0 }: Panel,
+    ) {
+        let mut acc = [[[0.0f32; 8]; NB]; KB];
+        if from_c {
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                load(acc_r, &c[(k0 + r) * n + j0..]);
+            }
+        }
+        for i in rows {
+            let grow = &g[i * n + j0..i * n + j0 + NB * 8];
+            let arow = &a[i * k + k0..i * k + k0 + KB];
+            for r in 0..KB {
+                let x = arow[r];
+                for blk in 0..NB {
+                    for l in 0..8 {
+                        acc[r][blk][l] = x.mul_add(grow[blk * 8 + l], acc[r][blk][l]);
+                    }
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            store(acc_r, &mut c[(k0 + r) * n + j0..]);
+        }
+    }
+
+    /// `c = a·b` (or `+=`) for `n < 8` outputs and `k = 8·KB ≤ 64`: for each output column, eight
+    /// rows at a time, each row's dot product in its own 8-lane accumulator, then one transposing
+    /// reduction (`hadd` tree) turns the eight accumulators into the eight rows' results. Rows left
+    /// over (fewer than eight) take a scalar-reduced dot product.
+    #[target_feature(enable = "avx2,fma")]
+    pub fn narrow(
+        c: &mut [f32],
+        accumulate: bool,
+        a: &[f32],
+        b: &[f32],
+        m: usize,
+        k: usize,
+        n: usize,
+    ) {
+        match k / 8 {
+            1 => narrow_k::<1>(c, accumulate, a, b, m, n),
+            2 => narrow_k::<2>(c, accumulate, a, b, m, n),
+            3 => narrow_k::<3>(c, accumulate, a, b, m, n),
+            4 => narrow_k::<4>(c, accumulate, a, b, m, n),
+            5 => narrow_k::<5>(c, accumulate, a, b, m, n),
+            6 => narrow_k::<6>(c, accumulate, a, b, m, n),
+            7 => narrow_k::<7>(c, accumulate, a, b, m, n),
+            8 => narrow_k::<8>(c, accumulate, a, b, m, n),
+            _ => unreachable!("k is a multiple of 8 up to 64"),
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn narrow_k<const KB: usize>(
+        c: &mut [f32],
+        accumulate: bool,
+        a: &[f32],
+        b: &[f32],
+        m: usize,
+        n: usize,
+    ) {
+        use std::arch::x86_64::*;
+        let k = KB * 8;
+        for j in 0..n {
+            // column j of b, as KB vectors
+            let mut col = [[0.0f32; 8]; KB];
+            for (kk, v) in col.iter_mut().flatten().enumerate() {
+                *v = b[kk * n + j];
+            }
+            let mut col_v = [_mm256_setzero_ps(); KB];
+            for (v, lanes) in col_v.iter_mut().zip(&col) {
+                // SAFETY: `lanes` holds 8 floats
+                *v = unsafe { _mm256_loadu_ps(lanes.as_ptr()) };
+            }
+            let col = col_v;
+            let mut i = 0;
+            while i + 8 <= m {
+                let rows = &a[i * k..(i + 8) * k];
+                let mut acc = [_mm256_setzero_ps(); 8];
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    for (blk, col_blk) in col.iter().enumerate() {
+                        let x = &rows[r * k + blk * 8..r * k + blk * 8 + 8];
+                        // SAFETY: `x` holds 8 floats
+                        *acc_r = _mm256_fmadd_ps(
+                            unsafe { _mm256_loadu_ps(x.as_ptr()) },
+                            *col_blk,
+                            *acc_r,
+                        );
+                    }
+                }
+                let t0 = _mm256_hadd_ps(acc[0], acc[1]);
+                let t1 = _mm256_hadd_ps(acc[2], acc[3]);
+                let t2 = _mm256_hadd_ps(acc[4], acc[5]);
+                let t3 = _mm256_hadd_ps(acc[6], acc[7]);
+                let u0 = _mm256_hadd_ps(t0, t1);
+                let u1 = _mm256_hadd_ps(t2, t3);
+                let sums = _mm256_add_ps(
+                    _mm256_permute2f128_ps::<0x20>(u0, u1),
+                    _mm256_permute2f128_ps::<0x31>(u0, u1),
+                );
+                let mut out = [0.0f32; 8];
+                // SAFETY: `out` holds 8 floats
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sums) };
+                for (r, v) in out.iter().enumerate() {
+                    let cij = &mut c[(i + r) * n + j];
+                    *cij = if accumulate { *cij + v } else { *v };
+                }
+                i += 8;
+            }
+            for i in i..m {
+                let mut acc = _mm256_setzero_ps();
+                for (blk, col_blk) in col.iter().enumerate() {
+                    let x = &a[i * k + blk * 8..i * k + blk * 8 + 8];
+                    // SAFETY: `x` holds 8 floats
+                    acc = _mm256_fmadd_ps(unsafe { _mm256_loadu_ps(x.as_ptr()) }, *col_blk, acc);
+                }
+                let mut lanes = [0.0f32; 8];
+                // SAFETY: `lanes` holds 8 floats
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+                let v = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
+                    + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+                let cij = &mut c[i * n + j];
+                *cij = if accumulate { *cij + v } else { v };
+            }
+        }
+    }
+
+    /// `c = aᵀ·g` (or `+=`) for `n < 8` and `k = 8·KB ≤ 64`: for each column `j` of `g`, the `k`
+    /// sums `Σᵢ g[i, j]·a[i, :]` in `KB` vector accumulators, with separate accumulators for even
+    /// and odd rows (two independent FMA chains) added at the end.
+    #[target_feature(enable = "avx2,fma")]
+    pub fn narrow_at_b(
         c: &mut [f32],
         accumulate: bool,
         a: &[f32],
         g: &[f32],
         m: usize,
         k: usize,
+        n: usize,
     ) {
-        let n = NB * 8;
-        let mut i0 = 0;
-        while i0 < m || (i0 == 0 && m == 0) {
-            let i1 = (i0 + ROW_BLOCK).min(m);
-            // the first block starts from 0 (or from `c` when accumulating), later ones from `c`
-            let from_c = accumulate || i0 > 0;
-            let mut k0 = 0;
-            while k0 < k {
-                let kb = KB.min(k - k0);
-                let mut acc = [[[0.0f32; 8]; NB]; KB];
-                if from_c {
-                    for (r, acc_r) in acc.iter_mut().enumerate().take(kb) {
-                        load(acc_r, &c[(k0 + r) * n..]);
+        match k / 8 {
+            1 => narrow_at_b_k::<1>(c, accumulate, a, g, m, n),
+            2 => narrow_at_b_k::<2>(c, accumulate, a, g, m, n),
+            3 => narrow_at_b_k::<3>(c, accumulate, a, g, m, n),
+            4 => narrow_at_b_k::<4>(c, accumulate, a, g, m, n),
+            5 => narrow_at_b_k::<5>(c, accumulate, a, g, m, n),
+            6 => narrow_at_b_k::<6>(c, accumulate, a, g, m, n),
+            7 => narrow_at_b_k::<7>(c, accumulate, a, g, m, n),
+            8 => narrow_at_b_k::<8>(c, accumulate, a, g, m, n),
+            _ => unreachable!("k is a multiple of 8 up to 64"),
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn narrow_at_b_k<const KB: usize>(
+        c: &mut [f32],
+        accumulate: bool,
+        a: &[f32],
+        g: &[f32],
+        m: usize,
+        n: usize,
+    ) {
+        let k = KB * 8;
+        for j in 0..n {
+            let mut even = [[0.0f32; 8]; KB];
+            let mut odd = [[0.0f32; 8]; KB];
+            let mut i = 0;
+            while i + 2 <= m {
+                let (x0, x1) = (g[i * n + j], g[(i + 1) * n + j]);
+                let (a0, a1) = (&a[i * k..(i + 1) * k], &a[(i + 1) * k..(i + 2) * k]);
+                for blk in 0..KB {
+                    for l in 0..8 {
+                        even[blk][l] = x0.mul_add(a0[blk * 8 + l], even[blk][l]);
+                        odd[blk][l] = x1.mul_add(a1[blk * 8 + l], odd[blk][l]);
                     }
                 }
-                if kb == KB {
-                    for i in i0..i1 {
-                        let grow = &g[i * n..(i + 1) * n];
-                        let arow = &a[i * k + k0..i * k + k0 + KB];
-                        for r in 0..KB {
-                            let x = arow[r];
-                            for blk in 0..NB {
-                                for l in 0..8 {
-                                    acc[r][blk][l] = x.mul_add(grow[blk * 8 + l], acc[r][blk][l]);
-                                }
-                            }
-                        }
-                    }
-                } else {
-                    for i in i0..i1 {
-                        let grow = &g[i * n..(i + 1) * n];
-                        for r in 0..kb {
-                            let x = a[i * k + k0 + r];
-                            for blk in 0..NB {
-                                for l in 0..8 {
-                                    acc[r][blk][l] = x.mul_add(grow[blk * 8 + l], acc[r][blk][l]);
-                                }
-                            }
-                        }
-                    }
-                }
-                for (r, acc_r) in acc.iter().enumerate().take(kb) {
-                    store(acc_r, &mut c[(k0 + r) * n..]);
-                }
-                k0 += kb;
+                i += 2;
             }
-            if m == 0 {
-                break;
+            if i < m {
+                let (x0, a0) = (g[i * n + j], &a[i * k..(i + 1) * k]);
+                for blk in 0..KB {
+                    for l in 0..8 {
+                        even[blk][l] = x0.mul_add(a0[blk * 8 + l], even[blk][l]);
+                    }
+                }
             }
-            i0 = i1;
+            for blk in 0..KB {
+                for l in 0..8 {
+                    let v = even[blk][l] + odd[blk][l];
+                    let cij = &mut c[(blk * 8 + l) * n + j];
+                    *cij = if accumulate { *cij + v } else { v };
+                }
+            }
         }
     }
 }
@@ -483,8 +720,10 @@ mod tests {
             (64, 33),
             (200, 7),
             (130, 32),
+            (13, 16),
+            (9, 64),
         ] {
-            for n in [8, 16, 24, 32, 40, 48, 56, 64, 12, 1] {
+            for n in [8, 16, 24, 32, 40, 48, 56, 64, 12, 1, 4, 7] {
                 let a = data(m * k, 1);
                 let b = data(k * n, 2);
                 let want = reference(&a, &b, m, k, n);
