@@ -826,7 +826,11 @@ impl Tape {
         let (xs, ws, bias) = (value(x), value(w), value(b));
         // 64 rows (a 32-wide block is 8 KiB) for the register kernels of narrow layers; wide
         // layers go to the general GEMM, which packs `w` per call: one call for all rows
-        let block_rows = if c <= gemm::MAX_N { 64 } else { r.max(1) };
+        let block_rows = if gemm::register_kernels(k, c) {
+            64
+        } else {
+            r.max(1)
+        };
         // the pre-activation of one block (out of place: measured faster than in place)
         let mut pre = vec![0.0f32; block_rows.min(r) * c];
         for (o_block, x_block) in o
