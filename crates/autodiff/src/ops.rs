@@ -1388,7 +1388,9 @@ pub(crate) fn backward_node(
                     sink.wants(v).then(|| {
                         let (r, c) = val(v).dim();
                         let mut z = sink.scratch(r, c);
-                        z.as_slice_mut().expect("pool buffers are contiguous").fill(0.0);
+                        z.as_slice_mut()
+                            .expect("pool buffers are contiguous")
+                            .fill(0.0);
                         z
                     })
                 })

@@ -60,7 +60,9 @@ impl BufferPool {
     /// A zero-filled buffer of shape `(rows, cols)`.
     pub fn take_zeroed(&mut self, rows: usize, cols: usize) -> Array2<f32> {
         let mut a = self.take(rows, cols);
-        a.as_slice_mut().expect("pool buffers are contiguous").fill(0.0);
+        a.as_slice_mut()
+            .expect("pool buffers are contiguous")
+            .fill(0.0);
         a
     }
 
