@@ -6,6 +6,8 @@
 //! its number of floating-point operations, counted as `2·m·k·n` per matrix product (bias adds,
 //! activations and the loss are not counted), so criterion's `Gelem/s` reads as GFLOP/s.
 //!
+//! * `gemm_1024_rows`: the raw `gemm::matmul` and `gemm::matmul_at_b` kernels at the shapes of one
+//!   1,024-row shard of a narrow MLP (hidden, first and output layer, and width 64).
 //! * `matmul_8192x64x64`, `matmul_8192x32x32`: one `(8192, k) · (k, n)` product, as a tape op in
 //!   no-grad mode (the engine's `gemm` kernels) and as a raw `ndarray::linalg::general_mat_mul`
 //!   (`matrixmultiply`) into a preallocated output.
