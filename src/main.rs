@@ -35,7 +35,9 @@ enum Command {
 
 #[derive(Args)]
 struct Common {
-    /// Override a configuration value, e.g. `--set setting.underage_cost=19 --set learning_rate=3e-3`.
+    /// Override a configuration value, e.g. `--set setting.underage_cost=19 --set learning_rate=3e-3`
+    /// (the setting shortcuts `n_stores`, `lead_time`, `holding_cost`, `underage_cost`,
+    /// `correlation` also work without the `setting.` prefix).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Worker threads (default: all cores). Results do not depend on it.

@@ -46,3 +46,41 @@ fn defaults_follow_the_overridden_setting_and_explicit_values_win() {
     let err = resolve_config(&request(&[("setting.demand.mean", "-1")])).unwrap_err();
     assert!(err.contains("setting.demand.mean"), "{err}");
 }
+
+#[test]
+fn setting_shortcuts_work_without_the_prefix_and_the_description_names_the_overrides() {
+    let config = resolve_config(&request(&[("lead_time", "2"), ("underage_cost", "19")])).unwrap();
+    let default = resolve_config(&request(&[])).unwrap();
+    let prefixed = resolve_config(&request(&[
+        ("setting.lead_time", "2"),
+        ("setting.underage_cost", "19"),
+    ]))
+    .unwrap();
+    assert_eq!(config.setting, prefixed.setting);
+    assert_ne!(
+        config.setting.stores.lead_time,
+        default.setting.stores.lead_time
+    );
+    assert_ne!(
+        config.setting.stores.underage_cost,
+        default.setting.stores.underage_cost
+    );
+    // the embedded description ("L = 4, p = 9 …") is followed by what was changed
+    let d = &config.setting.description;
+    assert!(
+        d.ends_with("(overridden: lead_time=2, underage_cost=19)"),
+        "{d}"
+    );
+    // overriding a key again replaces its value in the note
+    let mut setting = config.setting.clone();
+    setting.apply_override("lead_time", "3").unwrap();
+    assert!(
+        setting
+            .description
+            .ends_with("(overridden: underage_cost=19, lead_time=3)"),
+        "{}",
+        setting.description
+    );
+    // a key that is neither a train field nor a setting shortcut is still rejected
+    assert!(resolve_config(&request(&[("lead_times", "2")])).is_err());
+}

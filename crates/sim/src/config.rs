@@ -452,6 +452,30 @@ impl<'de> Deserialize<'de> for NodeValues {
     }
 }
 
+/// Opens the note that [`Setting::apply_override`] appends to a description.
+const OVERRIDE_NOTE: &str = " (overridden: ";
+
+/// `description` with `pairs` added to its trailing "(overridden: k=v, …)" note, so that a
+/// report never shows the embedded description ("L = 4, p = 9") of a setting whose parameters
+/// were changed. A key given again replaces its earlier value in the note.
+fn note_overrides(description: &str, pairs: &[(&str, &str)]) -> String {
+    let (base, mut notes): (&str, Vec<String>) = match description.rfind(OVERRIDE_NOTE) {
+        Some(i) if description.ends_with(')') => (
+            &description[..i],
+            description[i + OVERRIDE_NOTE.len()..description.len() - 1]
+                .split(", ")
+                .map(str::to_string)
+                .collect(),
+        ),
+        _ => (description, Vec::new()),
+    };
+    for (key, value) in pairs {
+        notes.retain(|n| n.split_once('=').map(|(k, _)| k) != Some(*key));
+        notes.push(format!("{key}={value}"));
+    }
+    format!("{base}{OVERRIDE_NOTE}{})", notes.join(", "))
+}
+
 // ---------------------------------------------------------------------------------------------
 // The setting
 // ---------------------------------------------------------------------------------------------
@@ -903,7 +927,11 @@ impl Setting {
             }
         })?;
         updated.validate()?;
+        let description_overridden = pairs.iter().any(|(k, _)| *k == "description");
         *self = updated;
+        if !description_overridden {
+            self.description = note_overrides(&self.description, pairs);
+        }
         Ok(())
     }
 

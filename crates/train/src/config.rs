@@ -113,6 +113,18 @@ pub struct TrainConfig {
     pub setting: Setting,
 }
 
+/// The setting key a train-level override key addresses: `setting.<key>` → `<key>`, and a bare
+/// setting shortcut (`lead_time`, `underage_cost`, … — [`hdpo_sim::config::OVERRIDE_SHORTCUTS`])
+/// as itself; `None` for every other key.
+pub fn setting_key(key: &str) -> Option<&str> {
+    key.strip_prefix("setting.").or_else(|| {
+        hdpo_sim::config::OVERRIDE_SHORTCUTS
+            .iter()
+            .any(|(shortcut, _)| *shortcut == key)
+            .then_some(key)
+    })
+}
+
 impl TrainConfig {
     /// Sensible defaults for a (setting, policy kind) pair.
     pub fn default_for(
@@ -196,7 +208,7 @@ impl TrainConfig {
             source: Box::new(e),
         };
         for (k, v) in overrides {
-            if let Some(rest) = k.strip_prefix("setting.") {
+            if let Some(rest) = setting_key(k) {
                 setting
                     .apply_override(rest, v)
                     .map_err(|e| rejected(k, v, e.into()))?;
@@ -322,11 +334,12 @@ impl TrainConfig {
     }
 
     /// Applies `key=value`. Keys starting with `setting.` go to the setting (with its shortcuts,
-    /// e.g. `setting.n_stores=10`); `policy.<field>` to the policy spec; others are top-level
+    /// e.g. `setting.n_stores=10`), and so do the shortcuts alone (`lead_time=2`, see
+    /// [`hdpo_sim::config::OVERRIDE_SHORTCUTS`]); `policy.<field>` to the policy spec; others are top-level
     /// fields (`learning_rate`, `max_epochs`, …). The value is parsed as TOML (`3e-3`, `true`,
     /// `[32, 32]`, `"text"`), falling back to a string.
     pub fn apply_override(&mut self, key: &str, value: &str) -> Result<(), TrainConfigError> {
-        if let Some(rest) = key.strip_prefix("setting.") {
+        if let Some(rest) = setting_key(key) {
             self.setting.apply_override(rest, value)?;
             return self.validate();
         }
