@@ -30,4 +30,28 @@ pub trait CustomOp: Send + Sync {
         grad_output: &Array2<f32>,
         grad_inputs: &mut [Option<Array2<f32>>],
     );
+
+    /// The backward pass as the tape calls it: `fresh[k]` says that `grad_inputs[k]` has
+    /// unspecified contents and must be **overwritten** (input `k` has no adjoint yet); otherwise
+    /// it holds input `k`'s adjoint so far, to **add** into. This saves the zero fill of fresh
+    /// buffers and a separate pass adding into existing adjoints. The default zero-fills the
+    /// fresh buffers and calls [`CustomOp::backward`]; ops that override it must write every
+    /// element of each fresh buffer.
+    fn backward_into(
+        &self,
+        inputs: &[&Array2<f32>],
+        output: &Array2<f32>,
+        grad_output: &Array2<f32>,
+        grad_inputs: &mut [Option<Array2<f32>>],
+        fresh: &[bool],
+    ) {
+        for (g, &is_fresh) in grad_inputs.iter_mut().zip(fresh) {
+            if let (Some(g), true) = (g.as_mut(), is_fresh) {
+                g.as_slice_mut()
+                    .expect("gradient buffers are contiguous")
+                    .fill(0.0);
+            }
+        }
+        self.backward(inputs, output, grad_output, grad_inputs);
+    }
 }

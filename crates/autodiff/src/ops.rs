@@ -1382,20 +1382,25 @@ pub(crate) fn backward_node(
         Op::Custom { op, start, len } => {
             let inputs = &lists[*start as usize..(*start + *len) as usize];
             let vals: Vec<&Array2<f32>> = inputs.iter().map(|&v| val(v)).collect();
+            // An input that already has an adjoint lends it (the op adds into it); one that has
+            // none gets a pooled buffer with unspecified contents (the op overwrites it). Either
+            // way the buffer then goes (back) into the input's slot; a repeated input's second
+            // buffer is added there.
+            let mut fresh = vec![false; inputs.len()];
             let mut grad_inputs: Vec<Option<Array2<f32>>> = inputs
                 .iter()
-                .map(|&v| {
+                .zip(fresh.iter_mut())
+                .map(|(&v, is_fresh)| {
                     sink.wants(v).then(|| {
-                        let (r, c) = val(v).dim();
-                        let mut z = sink.scratch(r, c);
-                        z.as_slice_mut()
-                            .expect("pool buffers are contiguous")
-                            .fill(0.0);
-                        z
+                        sink.take_existing(v).unwrap_or_else(|| {
+                            *is_fresh = true;
+                            let (r, c) = val(v).dim();
+                            sink.scratch(r, c)
+                        })
                     })
                 })
                 .collect();
-            op.backward(&vals, out, g, &mut grad_inputs);
+            op.backward_into(&vals, out, g, &mut grad_inputs, &fresh);
             for (&v, gi) in inputs.iter().zip(grad_inputs) {
                 if let Some(gi) = gi {
                     sink.accumulate_owned(v, gi);

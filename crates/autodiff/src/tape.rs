@@ -408,6 +408,12 @@ impl GradSink<'_> {
         self.pool.give(a);
     }
 
+    /// Takes `v`'s adjoint out of the sink if it has one (its slot becomes empty): custom ops
+    /// borrow it to add into, and [`GradSink::accumulate_owned`] puts it back.
+    pub fn take_existing(&mut self, v: Var) -> Option<Array2<f32>> {
+        self.grads[v.index()].take()
+    }
+
     /// Hands a finished adjoint contribution for `v` over: stored as is if `v` has none yet,
     /// otherwise added and the buffer recycled.
     pub fn accumulate_owned(&mut self, v: Var, delta: Array2<f32>) {

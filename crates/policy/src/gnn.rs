@@ -1167,6 +1167,21 @@ impl CustomOp for DenseElu {
         grad_output: &Array2<f32>,
         grad_inputs: &mut [Option<Array2<f32>>],
     ) {
+        // the trait's contract: add into every buffer
+        let fresh = vec![false; grad_inputs.len()];
+        self.backward_into(inputs, output, grad_output, grad_inputs, &fresh);
+    }
+
+    /// Writes fresh buffers (no zero fill: each is overwritten, block by block) and adds into
+    /// existing adjoints directly.
+    fn backward_into(
+        &self,
+        inputs: &[&Array2<f32>],
+        output: &Array2<f32>,
+        grad_output: &Array2<f32>,
+        grad_inputs: &mut [Option<Array2<f32>>],
+        fresh: &[bool],
+    ) {
         let (x, w) = (inputs[0], inputs[1]);
         let (rows, o) = output.dim();
         let g = grad_output.as_slice().expect("standard layout");
@@ -1175,6 +1190,7 @@ impl CustomOp for DenseElu {
         let r = self
             .residual
             .then(|| inputs[n - 1].as_slice().expect("standard layout"));
+        let (dx_fresh, dw_fresh, db_fresh) = (fresh[0], fresh[1], fresh[2]);
         let (head, tail) = grad_inputs.split_at_mut(3);
         let [dx, dw, db] = head else {
             unreachable!("three leading inputs")
@@ -1188,6 +1204,18 @@ impl CustomOp for DenseElu {
             (false, true) => (None, tail[0].as_mut()),
             (false, false) => (None, None),
         };
+        // the scatter adds several output rows into one projection row: start fresh ones at 0
+        if let (Some(dp), true) = (dp.as_mut(), self.gather.is_some() && fresh[3]) {
+            dp.as_slice_mut().expect("standard layout").fill(0.0);
+        }
+        // no rows: the weight and bias gradients are sums over nothing
+        if rows == 0 {
+            for (d, is_fresh) in [(dw.as_mut(), dw_fresh), (db.as_mut(), db_fresh)] {
+                if let (Some(d), true) = (d, is_fresh) {
+                    d.fill(0.0);
+                }
+            }
+        }
         let inner = x.ncols();
         // wᵀ once (weights are small) so dx runs on the row kernels of `hdpo_autodiff::gemm`
         let wt = w.t().as_standard_layout().into_owned();
@@ -1205,16 +1233,19 @@ impl CustomOp for DenseElu {
                 }
                 let gz = &*gz;
                 let chunk = end - start;
+                // each block of rows of dx is written once: overwrite when fresh
                 if let Some(dx) = dx.as_mut() {
                     let d = &mut dx.as_slice_mut().expect("standard layout")
                         [start * inner..end * inner];
-                    hdpo_autodiff::gemm::matmul(d, true, gz, wt, chunk, o, inner);
+                    hdpo_autodiff::gemm::matmul(d, !dx_fresh, gz, wt, chunk, o, inner);
                 }
+                // dW and db sum over all blocks: the first block overwrites when fresh
+                let first = start == 0;
                 if let Some(dw) = dw.as_mut() {
                     let d = dw.as_slice_mut().expect("standard layout");
                     hdpo_autodiff::gemm::matmul_at_b(
                         d,
-                        true,
+                        !(first && dw_fresh),
                         &xs[start * inner..end * inner],
                         gz,
                         chunk,
@@ -1224,14 +1255,22 @@ impl CustomOp for DenseElu {
                 }
                 if let Some(db) = db.as_mut() {
                     let db = db.as_slice_mut().expect("standard layout");
-                    for row in gz.chunks_exact(o) {
+                    let mut block_rows = gz.chunks_exact(o);
+                    if first && db_fresh {
+                        db.copy_from_slice(block_rows.next().expect("a block has a row"));
+                    }
+                    for row in block_rows {
                         db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
                     }
                 }
             }
         });
         if let Some(dr) = dr {
-            *dr += grad_output;
+            if fresh[n - 1] {
+                dr.assign(grad_output);
+            } else {
+                *dr += grad_output;
+            }
         }
     }
 }
@@ -1348,6 +1387,88 @@ mod fast {
                 );
             }
             assert_eq!(super::elu(-200.0), -1.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BlockIndex, DenseElu};
+    use hdpo_autodiff::{Csr, CustomOp};
+    use ndarray::Array2;
+    use std::sync::Arc;
+
+    fn filled(rows: usize, cols: usize, seed: u32) -> Array2<f32> {
+        Array2::from_shape_fn((rows, cols), |(i, j)| {
+            let h = (i as u32 * 7919 + j as u32 * 104_729 + seed).wrapping_mul(2_654_435_761);
+            (h >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        })
+    }
+
+    /// `backward_into` overwrites fresh buffers (here full of NaN) with exactly what `backward`
+    /// adds into zeroed ones, and adds into existing adjoints — for every variant of the op,
+    /// over more rows than one block.
+    #[test]
+    fn dense_elu_overwrites_fresh_buffers_and_adds_into_existing_ones() {
+        let (rows, inner, o, proj_rows) = (300, 24, 16, 10);
+        for (residual, gathered) in [(false, false), (true, false), (false, true), (true, true)] {
+            let gather = gathered.then(|| {
+                let triples: Vec<(u32, u32, f32)> = (0..rows as u32)
+                    .flat_map(|r| {
+                        [
+                            (r, (r % proj_rows) * 2, 1.0),
+                            (r, ((r * 3) % proj_rows) * 2 + 1, 0.5),
+                        ]
+                    })
+                    .collect();
+                Arc::new(BlockIndex::new(Csr::from_triples(rows, &triples), o, 2, 1))
+            });
+            let op = DenseElu { residual, gather };
+            let mut inputs = vec![filled(rows, inner, 1), filled(inner, o, 2), filled(1, o, 3)];
+            if gathered {
+                inputs.push(filled(proj_rows as usize, 2 * o, 4));
+            }
+            if residual {
+                inputs.push(filled(rows, o, 5));
+            }
+            let views: Vec<&Array2<f32>> = inputs.iter().collect();
+            let mut output = Array2::zeros((rows, o));
+            op.forward(&views, &mut output);
+            let g = filled(rows, o, 6);
+
+            let zeros = |a: &Array2<f32>| Some(Array2::zeros(a.dim()));
+            let mut want: Vec<Option<Array2<f32>>> = inputs.iter().map(zeros).collect();
+            op.backward(&views, &output, &g, &mut want);
+
+            let nans = |a: &Array2<f32>| Some(Array2::from_elem(a.dim(), f32::NAN));
+            let mut fresh: Vec<Option<Array2<f32>>> = inputs.iter().map(nans).collect();
+            op.backward_into(&views, &output, &g, &mut fresh, &vec![true; inputs.len()]);
+            for (k, (got, want)) in fresh.iter().zip(&want).enumerate() {
+                let (got, want) = (got.as_ref().unwrap(), want.as_ref().unwrap());
+                let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(got),
+                    bits(want),
+                    "fresh input {k} (residual {residual}, gathered {gathered})"
+                );
+            }
+
+            let existing: Vec<Array2<f32>> = inputs
+                .iter()
+                .enumerate()
+                .map(|(k, a)| filled(a.nrows(), a.ncols(), 10 + k as u32))
+                .collect();
+            let mut added: Vec<Option<Array2<f32>>> = existing.iter().cloned().map(Some).collect();
+            op.backward_into(&views, &output, &g, &mut added, &vec![false; inputs.len()]);
+            for (k, ((got, before), want)) in added.iter().zip(&existing).zip(&want).enumerate() {
+                let expected = before + want.as_ref().unwrap();
+                for (x, y) in got.as_ref().unwrap().iter().zip(&expected) {
+                    assert!(
+                        (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                        "existing input {k}: {x} vs {y}"
+                    );
+                }
+            }
         }
     }
 }
