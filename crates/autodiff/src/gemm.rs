@@ -264,6 +264,23 @@ mod avx2 {
 
     use super::Start;
 
+    /// `f::<KB>(args)` for `KB = blocks` in 1..=8: one compiled register layout per `k / 8`.
+    macro_rules! by_blocks {
+        ($blocks:expr, $f:ident($($arg:expr),*)) => {
+            match $blocks {
+                1 => $f::<1>($($arg),*),
+                2 => $f::<2>($($arg),*),
+                3 => $f::<3>($($arg),*),
+                4 => $f::<4>($($arg),*),
+                5 => $f::<5>($($arg),*),
+                6 => $f::<6>($($arg),*),
+                7 => $f::<7>($($arg),*),
+                8 => $f::<8>($($arg),*),
+                _ => unreachable!("k is a multiple of 8 up to 64"),
+            }
+        };
+    }
+
     /// Widest panel, in 8-lane blocks.
     const PANEL_BLOCKS: usize = 4;
 
@@ -494,17 +511,7 @@ mod avx2 {
         k: usize,
         n: usize,
     ) {
-        match k / 8 {
-            1 => narrow_k::<1>(c, accumulate, a, b, m, n),
-            2 => narrow_k::<2>(c, accumulate, a, b, m, n),
-            3 => narrow_k::<3>(c, accumulate, a, b, m, n),
-            4 => narrow_k::<4>(c, accumulate, a, b, m, n),
-            5 => narrow_k::<5>(c, accumulate, a, b, m, n),
-            6 => narrow_k::<6>(c, accumulate, a, b, m, n),
-            7 => narrow_k::<7>(c, accumulate, a, b, m, n),
-            8 => narrow_k::<8>(c, accumulate, a, b, m, n),
-            _ => unreachable!("k is a multiple of 8 up to 64"),
-        }
+        by_blocks!(k / 8, narrow_k(c, accumulate, a, b, m, n))
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -596,17 +603,7 @@ mod avx2 {
         k: usize,
         n: usize,
     ) {
-        match k / 8 {
-            1 => narrow_at_b_k::<1>(c, accumulate, a, g, m, n),
-            2 => narrow_at_b_k::<2>(c, accumulate, a, g, m, n),
-            3 => narrow_at_b_k::<3>(c, accumulate, a, g, m, n),
-            4 => narrow_at_b_k::<4>(c, accumulate, a, g, m, n),
-            5 => narrow_at_b_k::<5>(c, accumulate, a, g, m, n),
-            6 => narrow_at_b_k::<6>(c, accumulate, a, g, m, n),
-            7 => narrow_at_b_k::<7>(c, accumulate, a, g, m, n),
-            8 => narrow_at_b_k::<8>(c, accumulate, a, g, m, n),
-            _ => unreachable!("k is a multiple of 8 up to 64"),
-        }
+        by_blocks!(k / 8, narrow_at_b_k(c, accumulate, a, g, m, n))
     }
 
     #[target_feature(enable = "avx2,fma")]
