@@ -533,19 +533,32 @@ impl CustomOp for StoreCost {
         grads: &mut [Option<Array2<f32>>],
     ) {
         let (pipe, demand) = (inputs[0], inputs[1]);
-        for r in 0..pipe.nrows() {
+        let l = pipe.ncols();
+        let contiguous = "store_cost: standard layout";
+        let (pipe, demand, g) = (
+            pipe.as_slice().expect(contiguous),
+            demand.as_slice().expect(contiguous),
+            g.as_slice().expect(contiguous),
+        );
+        let [gp, gd] = grads else {
+            unreachable!("store_cost has two inputs")
+        };
+        let mut gp = gp.as_mut().map(|a| a.as_slice_mut().expect(contiguous));
+        let mut gd = gd.as_mut().map(|a| a.as_slice_mut().expect(contiguous));
+        // flat slices instead of 2-D indexing (no per-element bounds checks); same operations
+        for (r, &g_r) in g.iter().enumerate() {
             let (d_on, d_demand) = store_cost_partials(
-                col0(pipe, r),
-                demand[[r, 0]],
+                pipe[r * l],
+                demand[r],
                 self.holding[r],
                 self.underage[r],
                 self.objective,
             );
-            if let Some(gp) = grads[0].as_mut() {
-                gp[[r, 0]] += g[[r, 0]] * d_on;
+            if let Some(gp) = gp.as_deref_mut() {
+                gp[r * l] += g_r * d_on;
             }
-            if let Some(gd) = grads[1].as_mut() {
-                gd[[r, 0]] += g[[r, 0]] * d_demand;
+            if let Some(gd) = gd.as_deref_mut() {
+                gd[r] += g_r * d_demand;
             }
         }
     }
@@ -606,23 +619,38 @@ impl CustomOp for StoreAdvance {
     ) {
         let (pipe, demand) = (inputs[0], inputs[1]);
         let l = pipe.ncols();
-        for r in 0..pipe.nrows() {
-            let (d_on, d_demand) = leftover_partials(pipe[[r, 0]], demand[[r, 0]], self.unmet);
-            if let Some(gp) = grads[0].as_mut() {
+        let ns = self.n_sources;
+        let contiguous = "store_advance: standard layout";
+        let (pipe, demand, g) = (
+            pipe.as_slice().expect(contiguous),
+            demand.as_slice().expect(contiguous),
+            g.as_slice().expect(contiguous),
+        );
+        let [gp, gd, gr] = grads else {
+            unreachable!("store_advance has three inputs")
+        };
+        let mut gp = gp.as_mut().map(|a| a.as_slice_mut().expect(contiguous));
+        let mut gd = gd.as_mut().map(|a| a.as_slice_mut().expect(contiguous));
+        let mut gr = gr.as_mut().map(|a| a.as_slice_mut().expect(contiguous));
+        // row slices instead of 2-D indexing (no per-element bounds checks); same operations
+        for (r, g_row) in g.chunks_exact(l).enumerate() {
+            let (d_on, d_demand) = leftover_partials(pipe[r * l], demand[r], self.unmet);
+            if let Some(gp) = gp.as_deref_mut() {
+                let gp_row = &mut gp[r * l..(r + 1) * l];
                 // next[j] = pipe[j + 1] for j ≥ 0 (plus the leftover in slot 0)
-                for j in 0..l - 1 {
-                    gp[[r, j + 1]] += g[[r, j]];
+                for (dst, &v) in gp_row[1..].iter_mut().zip(&g_row[..l - 1]) {
+                    *dst += v;
                 }
-                gp[[r, 0]] += g[[r, 0]] * d_on;
+                gp_row[0] += g_row[0] * d_on;
             }
-            if let Some(gd) = grads[1].as_mut() {
-                gd[[r, 0]] += g[[r, 0]] * d_demand;
+            if let Some(gd) = gd.as_deref_mut() {
+                gd[r] += g_row[0] * d_demand;
             }
-            if let Some(gr) = grads[2].as_mut() {
-                for w in 0..self.n_sources {
-                    let k = r * self.n_sources + w;
+            if let Some(gr) = gr.as_deref_mut() {
+                for w in 0..ns {
+                    let k = r * ns + w;
                     if self.edge[k] {
-                        gr[[r, w]] += g[[r, self.slot[k] as usize]];
+                        gr[k] += g_row[self.slot[k] as usize];
                     }
                 }
             }
