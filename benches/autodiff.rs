@@ -103,6 +103,52 @@ impl Mlp {
     }
 }
 
+/// The wide products (the 3×512 warehouse MLP, the symmetry-aware context net) at one shard of
+/// 512 rows: this crate's path (the `gemm` crate) against `ndarray`'s `general_mat_mul`
+/// (`matrixmultiply`), for `a·b`, `a·bᵀ` (input gradient) and `aᵀ·g` (weight gradient).
+fn gemm_wide(c: &mut Criterion) {
+    let mut rng = Pcg64Mcg::seed_from_u64(2);
+    let m = 512;
+    let mut group = c.benchmark_group("gemm_wide_512_rows");
+    for w in [256, 512] {
+        let (a, b, g) = (
+            random(m, w, &mut rng),
+            random(w, w, &mut rng),
+            random(m, w, &mut rng),
+        );
+        group.throughput(Throughput::Elements(2 * (m * w * w) as u64));
+        let (sa, sb, sg) = (
+            a.as_slice().unwrap(),
+            b.as_slice().unwrap(),
+            g.as_slice().unwrap(),
+        );
+        let mut out = vec![0.0f32; m * w];
+        group.bench_function(format!("hdpo_a_b_{w}"), |bench| {
+            bench.iter(|| gemm::matmul(&mut out, false, black_box(sa), black_box(sb), m, w, w))
+        });
+        group.bench_function(format!("hdpo_a_bt_{w}"), |bench| {
+            bench.iter(|| gemm::matmul_a_bt(&mut out, false, black_box(sg), black_box(sb), m, w, w))
+        });
+        let mut grad = vec![0.0f32; w * w];
+        group.bench_function(format!("hdpo_at_b_{w}"), |bench| {
+            bench
+                .iter(|| gemm::matmul_at_b(&mut grad, false, black_box(sa), black_box(sg), m, w, w))
+        });
+        let mut out2 = Array2::<f32>::zeros((m, w));
+        group.bench_function(format!("ndarray_a_b_{w}"), |bench| {
+            bench.iter(|| general_mat_mul(1.0, black_box(&a), black_box(&b), 0.0, &mut out2))
+        });
+        group.bench_function(format!("ndarray_a_bt_{w}"), |bench| {
+            bench.iter(|| general_mat_mul(1.0, black_box(&g), &black_box(&b).t(), 0.0, &mut out2))
+        });
+        let mut grad2 = Array2::<f32>::zeros((w, w));
+        group.bench_function(format!("ndarray_at_b_{w}"), |bench| {
+            bench.iter(|| general_mat_mul(1.0, &black_box(&a).t(), black_box(&g), 0.0, &mut grad2))
+        });
+    }
+    group.finish();
+}
+
 fn matmul(c: &mut Criterion) {
     for shape in MATMULS {
         matmul_shape(c, shape);
@@ -277,6 +323,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(5));
-    targets = gemm_kernels, matmul, mlp, mlp_sharded, elu
+    targets = gemm_kernels, gemm_wide, matmul, mlp, mlp_sharded, elu
 }
 criterion_main!(benches);

@@ -1,17 +1,17 @@
 //! Matrix products for the skinny shapes of HDPO policies: many rows (batch × entities), few columns
-//! (a hidden width of 8–64). A general GEMM (`matrixmultiply`, behind `ndarray`) packs both operands
-//! into panels first, which costs as much as the arithmetic when `k` and `n` are 32. These kernels
+//! (a hidden width of 8–64). A general GEMM packs both operands into panels first, which costs as
+//! much as the arithmetic when `k` and `n` are 32. These kernels
 //! skip packing: the small matrix stays in L1, each output row is held in registers while the inner
 //! dimension streams past, and the loops are written so that an AVX2+FMA build (chosen at run time)
 //! keeps 8-lane accumulators in `ymm` registers: `n` a multiple of 8 up to 64 in column panels of
 //! at most 32, and narrow outputs (`n < 8`, an output layer) with `k` a multiple of 8 up to 64.
-//! Other shapes fall back to `matrixmultiply` (or a portable loop for `n < 8`).
+//! Other shapes fall back to the `gemm` crate's general product, single-threaded (or a portable loop
+//! for `n < 8`): on the wide layers (256–512) it measured 6–14 % faster than `matrixmultiply`, the
+//! GEMM behind `ndarray` that this module used before (docs/performance.md).
 //!
 //! Row-major, contiguous slices throughout:
 //! * [`matmul`]: `c (m×n) = a (m×k) · b (k×n)`, or `+=`;
 //! * [`matmul_at_b`]: `c (k×n) = aᵀ · g` with `a (m×k)`, `g (m×n)`, or `+=` (a weight gradient).
-
-use ndarray::{ArrayView2, ArrayViewMut2, linalg::general_mat_mul};
 
 /// Widest hidden width (`k` of an output layer, `n` of a hidden one) the narrow and the
 /// row-panel kernels are tuned for.
@@ -19,8 +19,8 @@ pub const MAX_N: usize = 64;
 
 /// True when a product with inner dimension `k` and `n` output columns runs on the register
 /// kernels of this module (AVX2+FMA present, `n` a multiple of 8, and either `n ≤ 64` or
-/// `n ≤ 128` with `k ≤ 96`); otherwise it goes to `matrixmultiply`, which is faster when both
-/// are wide (measured: at `k = n = 128` it reaches 80 GFLOP/s on one core against 55).
+/// `n ≤ 128` with `k ≤ 96`); otherwise it goes to the general GEMM ([`packs_operands`]), which is
+/// faster when both are wide (measured: at `k = n = 128` 80 GFLOP/s on one core against 55).
 pub fn register_kernels(k: usize, n: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -105,6 +105,13 @@ fn matmul_from(c: &mut [f32], start: Start, a: &[f32], b: &[f32], m: usize, k: u
         }
     }
     let accumulate = !matches!(start, Start::Zero);
+    if k == 0 {
+        // an empty sum: the start value
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if narrow_kernels(k, n) {
         // SAFETY: AVX2 and FMA were detected at run time.
@@ -115,10 +122,42 @@ fn matmul_from(c: &mut [f32], start: Start, a: &[f32], b: &[f32], m: usize, k: u
         small_n(c, accumulate, a, b, k, n);
         return;
     }
-    let av = ArrayView2::from_shape((m, k), a).expect("shape");
-    let bv = ArrayView2::from_shape((k, n), b).expect("shape");
-    let mut cv = ArrayViewMut2::from_shape((m, n), c).expect("shape");
-    general_mat_mul(1.0, &av, &bv, if accumulate { 1.0 } else { 0.0 }, &mut cv);
+    packed(c, accumulate, (m, k, n), (a, k, 1), (b, n, 1));
+}
+
+/// True when [`matmul`] with inner dimension `k` and `n` outputs goes to the general GEMM, which
+/// packs both operands into panels before multiplying: a strided (e.g. transposed) operand then
+/// costs nothing extra, so [`matmul_a_bt`] reads it in place.
+pub fn packs_operands(k: usize, n: usize) -> bool {
+    !(register_kernels(k, n) || narrow_kernels(k, n) || (n < 8 && k <= 1024))
+}
+
+/// `c = a · bᵀ` (or `+=`), `a: m×k`, `b: n×k`, `c: m×n`, for shapes where
+/// [`packs_operands`]`(k, n)`: `b` is read through a transposed view, and the GEMM's packing step
+/// does the transposition, without a strided copy of `b` per call. Tested against transposing `b`
+/// into a buffer and calling [`matmul`].
+pub fn matmul_a_bt(
+    c: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    assert!(
+        a.len() == m * k && b.len() == n * k && c.len() == m * n,
+        "matmul_a_bt: slice sizes"
+    );
+    assert!(
+        packs_operands(k, n),
+        "matmul_a_bt: k = {k}, n = {n} run on the register kernels; transpose b and call matmul"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    // bᵀ[t, j] = b[j, t]: row stride 1, column stride k
+    packed(c, accumulate, (m, k, n), (a, k, 1), (b, 1, k));
 }
 
 /// `c = aᵀ · g` (or `+=`), `a: m×k`, `g: m×n`, `c: k×n` — summing over the `m` rows.
@@ -154,16 +193,62 @@ pub fn matmul_at_b(
         small_n_at_b(c, accumulate, a, g, m, k, n);
         return;
     }
-    let av = ArrayView2::from_shape((m, k), a).expect("shape");
-    let gv = ArrayView2::from_shape((m, n), g).expect("shape");
-    let mut cv = ArrayViewMut2::from_shape((k, n), c).expect("shape");
-    general_mat_mul(
-        1.0,
-        &av.t(),
-        &gv,
-        if accumulate { 1.0 } else { 0.0 },
-        &mut cv,
+    // c (k×n) = aᵀ (k×m) · g (m×n), aᵀ[r, i] = a[i, r]: row stride 1, column stride k
+    packed(c, accumulate, (k, m, n), (a, 1, k), (g, n, 1));
+}
+
+/// `c (rows×cols, row-major) = x · y` (or `+=`), `x: rows×inner` and `y: inner×cols` given as
+/// `(slice, row stride, column stride)`, on the `gemm` crate's general product (one thread: the
+/// shards already keep both cores busy, and the summation order does not depend on a thread
+/// count).
+fn packed(
+    c: &mut [f32],
+    accumulate: bool,
+    (rows, inner, cols): (usize, usize, usize),
+    (x, x_row, x_col): (&[f32], usize, usize),
+    (y, y_row, y_col): (&[f32], usize, usize),
+) {
+    assert_eq!(c.len(), rows * cols, "packed product: output size");
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    if inner == 0 {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return;
+    }
+    // the last element each operand view reaches must lie inside its slice
+    assert!(
+        (rows - 1) * x_row + (inner - 1) * x_col < x.len()
+            && (inner - 1) * y_row + (cols - 1) * y_col < y.len(),
+        "packed product: operand sizes"
     );
+    // SAFETY: every index the views reach was checked against the slice lengths above, `c` is an
+    // exclusively borrowed `rows × cols` row-major buffer, and the operands do not alias it.
+    unsafe {
+        gemm::gemm(
+            rows,
+            cols,
+            inner,
+            c.as_mut_ptr(),
+            1,
+            cols as isize,
+            accumulate,
+            x.as_ptr(),
+            x_col as isize,
+            x_row as isize,
+            y.as_ptr(),
+            y_col as isize,
+            y_row as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
 }
 
 thread_local! {
@@ -675,6 +760,67 @@ mod tests {
                     - 1.0
             })
             .collect()
+    }
+
+    #[test]
+    fn general_products_match_a_reference_and_overwrite_fresh_outputs() {
+        // shapes that go to the general GEMM; a fresh output full of NaN must be overwritten
+        for (m, k, n) in [(37, 200, 150), (3, 300, 9), (64, 130, 256)] {
+            assert!(packs_operands(k, n));
+            let (a, b) = (data(m * k, 1), data(k * n, 2));
+            let want = reference(&a, &b, m, k, n);
+            let mut c = vec![f32::NAN; m * n];
+            matmul(&mut c, false, &a, &b, m, k, n);
+            for (x, y) in c.iter().zip(&want) {
+                assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{x} vs {y}");
+            }
+            // += and the transposed forms
+            matmul(&mut c, true, &a, &b, m, k, n);
+            for (x, y) in c.iter().zip(&want) {
+                assert!(
+                    (x - 2.0 * y).abs() <= 2e-4 * (1.0 + y.abs()),
+                    "{x} vs 2·{y}"
+                );
+            }
+            let mut w = vec![f32::NAN; k * n]; // aᵀ · c/2 against the reference
+            let half: Vec<f32> = c.iter().map(|v| v / 2.0).collect();
+            matmul_at_b(&mut w, false, &a, &half, m, k, n);
+            let mut at = vec![0.0f32; k * m];
+            for i in 0..m {
+                for t in 0..k {
+                    at[t * m + i] = a[i * k + t];
+                }
+            }
+            let w_want = reference(&at, &half, k, m, n);
+            for (x, y) in w.iter().zip(&w_want) {
+                assert!((x - y).abs() <= 1e-3 * (1.0 + y.abs()), "{x} vs {y}");
+            }
+        }
+        // inner dimension 0: a zero product
+        let mut c = vec![f32::NAN; 6];
+        matmul(&mut c, false, &[], &[], 2, 0, 3);
+        assert_eq!(c, vec![0.0; 6]);
+    }
+
+    #[test]
+    fn product_with_a_transposed_view_has_the_bits_of_an_explicit_transpose() {
+        for (m, k, n) in [(37, 200, 150), (64, 512, 96), (5, 130, 130)] {
+            assert!(packs_operands(k, n));
+            let (a, b) = (data(m * k, 1), data(n * k, 2)); // b: n×k
+            let mut bt = vec![0.0f32; k * n];
+            for i in 0..n {
+                for j in 0..k {
+                    bt[j * n + i] = b[i * k + j];
+                }
+            }
+            for accumulate in [false, true] {
+                let mut want = data(m * n, 3);
+                matmul(&mut want, accumulate, &a, &bt, m, k, n);
+                let mut got = data(m * n, 3);
+                matmul_a_bt(&mut got, accumulate, &a, &b, m, k, n);
+                assert_eq!(got, want, "m {m} k {k} n {n} accumulate {accumulate}");
+            }
+        }
     }
 
     #[test]

@@ -1447,9 +1447,6 @@ fn map3_into(
     }
 }
 
-/// Adds (or writes) `g · mᵀ` into the adjoint of `target` (`g: r×c`, `m: k×c`): the input
-/// gradient of a product with a weight. `mᵀ` is formed once (weights are small) so the product runs
-/// on the row kernels of [`gemm`].
 /// Backward of `y = x·w + b` for the adjoint `g` of `y`: `dx = g·wᵀ`, `dw = xᵀ·g`,
 /// `db` = column sums of `g` (each only if wanted).
 fn linear_backward(
@@ -1478,9 +1475,26 @@ fn linear_backward(
     }
 }
 
+/// Adds (or writes) `g · mᵀ` into the adjoint of `target` (`g: r×c`, `m: k×c`): the input
+/// gradient of a product with a weight. For the register kernels of [`gemm`] `mᵀ` is formed once
+/// per call (weights are small); wide products read it through a transposed view.
 fn grad_times_transpose(sink: &mut GradSink, target: Var, g: &Array2<f32>, m: &Array2<f32>) {
     let (r, c) = g.dim();
     let k = m.nrows();
+    if gemm::packs_operands(c, k) {
+        // wide weights: the general GEMM packs `mᵀ` from the transposed view itself
+        let (dst, fresh) = sink.slot(target);
+        gemm::matmul_a_bt(
+            dst.as_slice_mut().expect("standard layout"),
+            !fresh,
+            g.as_slice().expect("standard layout"),
+            m.as_slice().expect("standard layout"),
+            r,
+            c,
+            k,
+        );
+        return;
+    }
     let mut mt = sink.scratch(c, k);
     mt.assign(&m.t());
     let (dst, fresh) = sink.slot(target);
