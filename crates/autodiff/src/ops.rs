@@ -590,7 +590,7 @@ impl Tape {
         let (r, c) = broadcast_shape(sa, sb)
             .unwrap_or_else(|| panic!("{kind:?}: shapes {sa:?} and {sb:?} do not broadcast"));
         let mut out = self.pool.take(r, c);
-        let (va, vb) = (&self.nodes[a.index()].value, &self.nodes[b.index()].value);
+        let (va, vb) = (&self.nodes[a].value, &self.nodes[b].value);
         match kind {
             BinaryKind::Add => zip_broadcast(&mut out, va, vb, |x, y| x + y),
             BinaryKind::Sub => zip_broadcast(&mut out, va, vb, |x, y| x - y),
@@ -632,11 +632,8 @@ impl Tape {
 
     /// `scale · x + shift`.
     pub fn affine(&mut self, x: Var, scale: f32, shift: f32) -> Var {
-        let mut out = self.pool.take_like(&self.nodes[x.index()].value);
-        let xs = self.nodes[x.index()]
-            .value
-            .as_slice()
-            .expect("standard layout");
+        let mut out = self.pool.take_like(&self.nodes[x].value);
+        let xs = self.nodes[x].value.as_slice().expect("standard layout");
         out.as_slice_mut()
             .expect("standard layout")
             .iter_mut()
@@ -662,11 +659,8 @@ impl Tape {
 
     /// Elementwise `f(x)`.
     pub fn unary(&mut self, kind: Unary, x: Var) -> Var {
-        let mut out = self.pool.take_like(&self.nodes[x.index()].value);
-        let xs = self.nodes[x.index()]
-            .value
-            .as_slice()
-            .expect("standard layout");
+        let mut out = self.pool.take_like(&self.nodes[x].value);
+        let xs = self.nodes[x].value.as_slice().expect("standard layout");
         let o = out.as_slice_mut().expect("standard layout");
         // one monomorphised, vectorised loop per function
         macro_rules! each {
@@ -722,11 +716,8 @@ impl Tape {
     /// `min(max(x, lo), hi)`; gradient 1 strictly inside, 0 at and beyond the bounds.
     pub fn clamp(&mut self, x: Var, lo: f32, hi: f32) -> Var {
         assert!(lo <= hi, "clamp: lo {lo} > hi {hi}");
-        let mut out = self.pool.take_like(&self.nodes[x.index()].value);
-        let xs = self.nodes[x.index()]
-            .value
-            .as_slice()
-            .expect("standard layout");
+        let mut out = self.pool.take_like(&self.nodes[x].value);
+        let xs = self.nodes[x].value.as_slice().expect("standard layout");
         out.as_slice_mut()
             .expect("standard layout")
             .iter_mut()
@@ -754,14 +745,8 @@ impl Tape {
         gemm::matmul(
             out.as_slice_mut().expect("standard layout"),
             false,
-            self.nodes[a.index()]
-                .value
-                .as_slice()
-                .expect("standard layout"),
-            self.nodes[b.index()]
-                .value
-                .as_slice()
-                .expect("standard layout"),
+            self.nodes[a].value.as_slice().expect("standard layout"),
+            self.nodes[b].value.as_slice().expect("standard layout"),
             r,
             k,
             c,
@@ -777,21 +762,12 @@ impl Tape {
         assert_eq!(sb, (1, c), "linear: bias must be (1, {c}), got {sb:?}");
         let mut out = self.pool.take(r, c);
         let o = out.as_slice_mut().expect("standard layout");
-        let bias = self.nodes[b.index()]
-            .value
-            .as_slice()
-            .expect("standard layout");
+        let bias = self.nodes[b].value.as_slice().expect("standard layout");
         gemm::matmul_bias(
             o,
             bias,
-            self.nodes[x.index()]
-                .value
-                .as_slice()
-                .expect("standard layout"),
-            self.nodes[w.index()]
-                .value
-                .as_slice()
-                .expect("standard layout"),
+            self.nodes[x].value.as_slice().expect("standard layout"),
+            self.nodes[w].value.as_slice().expect("standard layout"),
             r,
             k,
             c,
@@ -817,12 +793,7 @@ impl Tape {
         assert_eq!(sb, (1, c), "linear: bias must be (1, {c}), got {sb:?}");
         let mut out = self.pool.take(r, c);
         let o = out.as_slice_mut().expect("standard layout");
-        let value = |v: Var| {
-            self.nodes[v.index()]
-                .value
-                .as_slice()
-                .expect("standard layout")
-        };
+        let value = |v: Var| self.nodes[v].value.as_slice().expect("standard layout");
         let (xs, ws, bias) = (value(x), value(w), value(b));
         // 64 rows (a 32-wide block is 8 KiB) for the register kernels of narrow layers; wide
         // layers go to the general GEMM, which packs `w` per call: one call for all rows
@@ -856,7 +827,7 @@ impl Tape {
 
     /// A sum or mean over all elements, rows or columns.
     pub fn reduce(&mut self, kind: Reduce, x: Var) -> Var {
-        let v = &self.nodes[x.index()].value;
+        let v = &self.nodes[x].value;
         let (r, c) = v.dim();
         let out = match kind {
             Reduce::SumAll | Reduce::MeanAll => {
@@ -935,7 +906,7 @@ impl Tape {
         let mut out = self.pool.take(r, c);
         let mut col = 0;
         for &p in parts {
-            let v = &self.nodes[p.index()].value;
+            let v = &self.nodes[p].value;
             assert_eq!(v.nrows(), r, "concat_cols: row counts differ");
             out.slice_mut(s![.., col..col + v.ncols()]).assign(v);
             col += v.ncols();
@@ -953,11 +924,7 @@ impl Tape {
             "slice_cols: {start}+{width} > {c} columns"
         );
         let mut out = self.pool.take(r, width);
-        out.assign(
-            &self.nodes[x.index()]
-                .value
-                .slice(s![.., start..start + width]),
-        );
+        out.assign(&self.nodes[x].value.slice(s![.., start..start + width]));
         let rg = self.rg(x);
         self.push(Op::SliceCols { x, start }, out, rg)
     }
@@ -974,12 +941,7 @@ impl Tape {
         let mut out = self.pool.take(rows, cols);
         out.as_slice_mut()
             .expect("standard layout")
-            .copy_from_slice(
-                self.nodes[x.index()]
-                    .value
-                    .as_slice()
-                    .expect("standard layout"),
-            );
+            .copy_from_slice(self.nodes[x].value.as_slice().expect("standard layout"));
         let rg = self.rg(x);
         self.push(Op::Reshape { x }, out, rg)
     }
@@ -990,7 +952,7 @@ impl Tape {
     pub fn gather_rows(&mut self, x: Var, index: Arc<[u32]>) -> Var {
         let (r, c) = self.shape(x);
         let mut out = self.pool.take(index.len(), c);
-        let v = &self.nodes[x.index()].value;
+        let v = &self.nodes[x].value;
         for (i, &src) in index.iter().enumerate() {
             assert!(
                 (src as usize) < r,
@@ -1007,7 +969,7 @@ impl Tape {
         let (r, c) = self.shape(x);
         let mut out = self.pool.take(csr.n_out(), c);
         out.fill(0.0);
-        let v = &self.nodes[x.index()].value;
+        let v = &self.nodes[x].value;
         for j in 0..csr.n_out() {
             let mut dst = out.row_mut(j);
             for k in csr.offsets[j] as usize..csr.offsets[j + 1] as usize {
@@ -1023,8 +985,8 @@ impl Tape {
 
     /// Softmax over each row (max-subtracted, stable).
     pub fn softmax_rows(&mut self, x: Var) -> Var {
-        let mut out = self.pool.take_like(&self.nodes[x.index()].value);
-        out.assign(&self.nodes[x.index()].value);
+        let mut out = self.pool.take_like(&self.nodes[x].value);
+        out.assign(&self.nodes[x].value);
         for mut row in out.rows_mut() {
             let m = row.fold(f32::NEG_INFINITY, |m, &e| m.max(e));
             row.mapv_inplace(|e| (e - m).exp());
@@ -1042,7 +1004,7 @@ impl Tape {
         let (r, c) = self.shape(x);
         let mut out = self.pool.take(r, c);
         out.slice_mut(s![.., ..c - 1])
-            .assign(&self.nodes[x.index()].value.slice(s![.., 1..]));
+            .assign(&self.nodes[x].value.slice(s![.., 1..]));
         out.column_mut(c - 1).fill(0.0);
         let rg = self.rg(x);
         self.push(Op::ShiftLeft { x }, out, rg)
@@ -1055,8 +1017,8 @@ impl Tape {
         assert_eq!(self.shape(v), (r, 1), "add_at_column: v must be ({r}, 1)");
         assert_eq!(cols.len(), r, "add_at_column: one column index per row");
         let mut out = self.pool.take(r, c);
-        out.assign(&self.nodes[x.index()].value);
-        let vv = &self.nodes[v.index()].value;
+        out.assign(&self.nodes[x].value);
+        let vv = &self.nodes[v].value;
         for (i, &col) in cols.iter().enumerate() {
             assert!((col as usize) < c, "add_at_column: column {col} out of {c}");
             out[[i, col as usize]] += vv[[i, 0]];
@@ -1073,10 +1035,7 @@ impl Tape {
         let (r, c) = op.output_shape(&shapes);
         let mut out = self.pool.take(r, c);
         {
-            let vals: Vec<&Array2<f32>> = inputs
-                .iter()
-                .map(|&v| &self.nodes[v.index()].value)
-                .collect();
+            let vals: Vec<&Array2<f32>> = inputs.iter().map(|&v| &self.nodes[v].value).collect();
             op.forward(&vals, &mut out);
         }
         let rg = inputs.iter().any(|&v| self.rg(v));

@@ -15,14 +15,30 @@ use ndarray::Array2;
 use std::collections::HashMap;
 
 /// Handle of a node on a [`Tape`]. Only meaningful for the tape that created it, until its next reset.
+///
+/// A handle carries the *stamp* of the recording it belongs to: every tape takes a fresh stamp when
+/// it is created and at every [`Tape::reset`], so using a handle on another tape, or after a reset,
+/// panics with a message that says so instead of silently reading whatever node now sits at its
+/// position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Var(pub(crate) u32);
+pub struct Var {
+    index: u32,
+    stamp: u32,
+}
 
 impl Var {
     /// Position of the node on its tape.
     pub fn index(self) -> usize {
-        self.0 as usize
+        self.index as usize
     }
+}
+
+/// A stamp no live recording has used (unique until 2³² tapes and resets; a repeat after that can
+/// only hide a misuse, never reject a valid handle).
+fn fresh_stamp() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// One recorded computation: what was done, the result, and whether a gradient must flow through it.
@@ -121,7 +137,7 @@ impl BufferPool {
 /// assert_eq!(grads.get(w)[[0, 0]], 3.0); // dy/dw = x
 /// ```
 pub struct Tape {
-    pub(crate) nodes: Vec<Node>,
+    pub(crate) nodes: Nodes,
     pub(crate) grads: Vec<Option<Array2<f32>>>,
     /// Input lists of ops with a variable number of inputs (concat, custom ops), as ranges into this.
     pub(crate) input_lists: Vec<Var>,
@@ -129,6 +145,47 @@ pub struct Tape {
     param_vars: Vec<Option<Var>>,
     pub(crate) pool: BufferPool,
     recording: bool,
+}
+
+/// The nodes of a tape, indexed by position (`usize`, inside the engine) or by handle ([`Var`]):
+/// indexing by handle checks that the handle carries the stamp of the current recording.
+pub(crate) struct Nodes {
+    list: Vec<Node>,
+    /// The stamp of the current recording, carried by every [`Var`] it hands out.
+    stamp: u32,
+}
+
+impl std::ops::Deref for Nodes {
+    type Target = Vec<Node>;
+    fn deref(&self) -> &Vec<Node> {
+        &self.list
+    }
+}
+
+impl std::ops::DerefMut for Nodes {
+    fn deref_mut(&mut self) -> &mut Vec<Node> {
+        &mut self.list
+    }
+}
+
+impl std::ops::Index<usize> for Nodes {
+    type Output = Node;
+    fn index(&self, i: usize) -> &Node {
+        &self.list[i]
+    }
+}
+
+impl std::ops::Index<Var> for Nodes {
+    type Output = Node;
+    fn index(&self, v: Var) -> &Node {
+        assert!(
+            v.stamp == self.stamp && v.index() < self.list.len(),
+            "Var #{} does not belong to this tape's current recording: it was made by another \
+             tape, or before this tape's last reset()",
+            v.index
+        );
+        &self.list[v.index()]
+    }
 }
 
 impl Default for Tape {
@@ -141,7 +198,10 @@ impl Tape {
     /// An empty tape in recording mode.
     pub fn new() -> Self {
         Tape {
-            nodes: Vec::new(),
+            nodes: Nodes {
+                list: Vec::new(),
+                stamp: fresh_stamp(),
+            },
             grads: Vec::new(),
             input_lists: Vec::new(),
             param_vars: Vec::new(),
@@ -180,6 +240,15 @@ impl Tape {
         self.input_lists.clear();
         self.param_vars.iter_mut().for_each(|v| *v = None);
         self.pool.end_step();
+        self.nodes.stamp = fresh_stamp();
+    }
+
+    /// The handle of the most recently pushed node.
+    fn last_var(&self) -> Var {
+        Var {
+            index: self.nodes.len() as u32 - 1,
+            stamp: self.nodes.stamp,
+        }
     }
 
     /// Number of recycled buffers waiting in the pool (for tests and diagnostics).
@@ -199,12 +268,12 @@ impl Tape {
 
     /// The forward value of a node.
     pub fn value(&self, v: Var) -> &Array2<f32> {
-        &self.nodes[v.index()].value
+        &self.nodes[v].value
     }
 
     /// The shape `(rows, cols)` of a node's value.
     pub fn shape(&self, v: Var) -> (usize, usize) {
-        self.nodes[v.index()].value.dim()
+        self.nodes[v].value.dim()
     }
 
     /// The scalar value of a `(1, 1)` node.
@@ -221,12 +290,13 @@ impl Tape {
 
     /// The adjoint d(loss)/d(node) after [`Tape::backward`], if a gradient reached the node.
     pub fn grad(&self, v: Var) -> Option<&Array2<f32>> {
+        let _ = &self.nodes[v];
         self.grads.get(v.index()).and_then(|g| g.as_ref())
     }
 
     /// True when a gradient will flow through this node.
     pub fn requires_grad(&self, v: Var) -> bool {
-        self.nodes[v.index()].requires_grad
+        self.nodes[v].requires_grad
     }
 
     /// Borrows a pooled buffer of shape `(rows, cols)` with unspecified contents (for custom ops and
@@ -301,7 +371,7 @@ impl Tape {
             value,
             requires_grad,
         });
-        Var(self.nodes.len() as u32 - 1)
+        self.last_var()
     }
 
     /// Appends the result of an op. In no-grad mode (or when no input needs a gradient) the op is
@@ -314,7 +384,7 @@ impl Tape {
             value,
             requires_grad,
         });
-        Var(self.nodes.len() as u32 - 1)
+        self.last_var()
     }
 
     /// Stores a variable-length input list and returns its range (for `Op::Concat`, `Op::Custom`).
@@ -340,7 +410,7 @@ impl Tape {
             self.pool.give(g);
         }
         self.grads.resize_with(self.nodes.len(), || None);
-        if !self.nodes[loss.index()].requires_grad {
+        if !self.nodes[loss].requires_grad {
             return;
         }
         let mut seed = self.pool.take(1, 1);

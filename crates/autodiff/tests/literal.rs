@@ -260,3 +260,38 @@ fn the_pool_does_not_grow_when_fresh_arrays_are_handed_in_every_step() {
     );
     assert_eq!(sizes[299], sizes[100], "steady state");
 }
+
+/// A handle used after its tape was reset would silently address whatever node now sits at its
+/// position; the tape rejects it instead.
+#[test]
+#[should_panic(expected = "before this tape's last reset()")]
+fn a_handle_from_before_a_reset_is_rejected() {
+    let mut tape = Tape::new();
+    let x = tape.constant(array![[1.0f32, 2.0]]);
+    tape.reset();
+    let _y = tape.constant(array![[3.0f32, 4.0]]); // same position as `x`
+    let _ = tape.value(x);
+}
+
+#[test]
+#[should_panic(expected = "made by another tape")]
+fn a_handle_from_another_tape_is_rejected() {
+    let mut first = Tape::new();
+    let mut second = Tape::new();
+    let x = first.constant(array![[1.0f32]]);
+    let y = second.constant(array![[2.0f32]]);
+    let _ = second.add(x, y);
+}
+
+#[test]
+fn handles_stay_valid_until_the_reset() {
+    let mut tape = Tape::new();
+    let x = tape.constant(array![[1.0f32, 2.0]]);
+    let y = tape.scale(x, 3.0);
+    assert_eq!(tape.value(y), &array![[3.0f32, 6.0]]);
+    tape.reset();
+    let z = tape.constant(array![[5.0f32]]);
+    assert_eq!(tape.scalar(z), 5.0);
+    assert_eq!(z.index(), x.index()); // same position, different recording
+    assert_ne!(z, x);
+}
