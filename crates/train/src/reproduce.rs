@@ -178,24 +178,53 @@ const PENALTIES: [f64; 4] = [4.0, 9.0, 19.0, 39.0];
 const SCENARIOS: [usize; 3] = [128, 1024, 8192];
 const STORE_COUNTS: [usize; 6] = [3, 5, 10, 20, 30, 50];
 
+/// The cells of one table that crosses a lead time with a penalty (`L × p`) on one setting and
+/// policy: they differ only in those two overrides and in what was published for them.
+struct LeadTimePenaltyGrid<'a> {
+    group: &'a str,
+    setting: &'a str,
+    policy: &'a str,
+    /// Prepended to the row key `L{l}-p{p}` (e.g. `"4loc-"`); the id is `{row key}-{policy}`.
+    row_prefix: &'a str,
+    /// The table's name for the lead time column (`"L"`, or `"L_s"` for the store of a chain).
+    lead_time_label: &'a str,
+}
+
+impl LeadTimePenaltyGrid<'_> {
+    fn cell(&self, l: usize, p: f64, published: Published) -> Cell {
+        let row_key = format!("{}L{l}-p{p}", self.row_prefix);
+        Cell {
+            id: format!("{row_key}-{}", self.policy),
+            group: self.group.into(),
+            setting: self.setting.into(),
+            policy: self.policy.into(),
+            overrides: vec![
+                ("setting.stores.lead_time".into(), l.to_string()),
+                ("setting.stores.underage_cost".into(), p_text(p)),
+            ],
+            scenarios: None,
+            labels: vec![
+                (self.lead_time_label.into(), l.to_string()),
+                ("p".into(), p_text(p)),
+            ],
+            row_key,
+            published,
+        }
+    }
+}
+
 fn one_store_lost_cells() -> Vec<Cell> {
+    let grid = LeadTimePenaltyGrid {
+        group: "Zipkin instances, Poisson(5), h = 1",
+        setting: "one_store_lost",
+        policy: "vanilla_one_store",
+        row_prefix: "",
+        lead_time_label: "L",
+    };
     let mut cells = Vec::new();
     for l in 1..=4 {
         for p in PENALTIES {
-            cells.push(Cell {
-                id: format!("L{l}-p{p}-vanilla_one_store"),
-                group: "Zipkin instances, Poisson(5), h = 1".into(),
-                setting: "one_store_lost".into(),
-                policy: "vanilla_one_store".into(),
-                overrides: vec![
-                    ("setting.stores.lead_time".into(), l.to_string()),
-                    ("setting.stores.underage_cost".into(), p_text(p)),
-                ],
-                scenarios: None,
-                labels: vec![("L".into(), l.to_string()), ("p".into(), p_text(p))],
-                row_key: format!("L{l}-p{p}"),
-                published: published::one_store_lost(l, p),
-            });
+            cells.push(grid.cell(l, p, published::one_store_lost(l, p)));
         }
     }
     cells
@@ -204,22 +233,17 @@ fn one_store_lost_cells() -> Vec<Cell> {
 fn one_store_backlogged_cells() -> Vec<Cell> {
     let mut cells = Vec::new();
     for policy in ["vanilla_one_store", "base_stock"] {
+        let group = format!("{policy}, N(5, 1.6) clipped, h = 1");
+        let grid = LeadTimePenaltyGrid {
+            group: &group,
+            setting: "one_store_backlogged",
+            policy,
+            row_prefix: "",
+            lead_time_label: "L",
+        };
         for l in [1usize, 4, 7, 10, 15, 20] {
             for p in PENALTIES {
-                cells.push(Cell {
-                    id: format!("L{l}-p{p}-{policy}"),
-                    group: format!("{policy}, N(5, 1.6) clipped, h = 1"),
-                    setting: "one_store_backlogged".into(),
-                    policy: policy.into(),
-                    overrides: vec![
-                        ("setting.stores.lead_time".into(), l.to_string()),
-                        ("setting.stores.underage_cost".into(), p_text(p)),
-                    ],
-                    scenarios: None,
-                    labels: vec![("L".into(), l.to_string()), ("p".into(), p_text(p))],
-                    row_key: format!("L{l}-p{p}"),
-                    published: published::one_store_backlogged(l, p, policy),
-                });
+                cells.push(grid.cell(l, p, published::one_store_backlogged(l, p, policy)));
             }
         }
     }
@@ -227,23 +251,17 @@ fn one_store_backlogged_cells() -> Vec<Cell> {
 }
 
 fn serial_cells() -> Vec<Cell> {
+    let grid = LeadTimePenaltyGrid {
+        group: "4 locations, store lead time L_s × penalty p (vanilla MLP)",
+        setting: "serial_system",
+        policy: "vanilla_serial",
+        row_prefix: "4loc-",
+        lead_time_label: "L_s",
+    };
     let mut cells = Vec::new();
     for l in 1..=4 {
         for p in PENALTIES {
-            cells.push(Cell {
-                id: format!("4loc-L{l}-p{p}-vanilla_serial"),
-                group: "4 locations, store lead time L_s × penalty p (vanilla MLP)".into(),
-                setting: "serial_system".into(),
-                policy: "vanilla_serial".into(),
-                overrides: vec![
-                    ("setting.stores.lead_time".into(), l.to_string()),
-                    ("setting.stores.underage_cost".into(), p_text(p)),
-                ],
-                scenarios: None,
-                labels: vec![("L_s".into(), l.to_string()), ("p".into(), p_text(p))],
-                row_key: format!("4loc-L{l}-p{p}"),
-                published: published::serial_grid(l, p, "vanilla_serial"),
-            });
+            cells.push(grid.cell(l, p, published::serial_grid(l, p, "vanilla_serial")));
         }
     }
     for n in 3..=7 {
