@@ -135,6 +135,28 @@ fn matmul_and_linear() {
     });
 }
 
+/// The input gradient `g·wᵀ` takes a different product path by shape: the register kernels
+/// (width a multiple of 8), the same kernels on a zero-padded `wᵀ` (an input width of 15), and the
+/// general GEMM reading `wᵀ` through a view (wide layers). Each is checked with the input used
+/// twice, so both the first write and the accumulation into its adjoint are covered.
+#[test]
+fn matmul_input_gradient_on_every_product_path() {
+    for (rows, inputs, outputs) in [(5, 16, 8), (6, 15, 16), (3, 70, 130)] {
+        let x = away_from_zero(rows, inputs, 20);
+        let w1 = away_from_zero(inputs, outputs, 21) * 0.1;
+        let w2 = away_from_zero(inputs, outputs, 22) * 0.1;
+        assert_ok(
+            &format!("x·w1 + x·w2 with x {rows}×{inputs}, w {inputs}×{outputs}"),
+            &[x, w1, w2],
+            |t, v| {
+                let a = t.matmul(v[0], v[1]);
+                let b = t.matmul(v[0], v[2]);
+                t.add(a, b)
+            },
+        );
+    }
+}
+
 /// The fused layer equals `linear` followed by the activation, values and every gradient to the
 /// bit, on a shape that exercises the 64-row blocks (a partial last block) and the register
 /// kernels (width 32), a small-width output (3) and a wide one (72).
