@@ -11,7 +11,8 @@
 //!
 //! Row-major, contiguous slices throughout:
 //! * [`matmul`]: `c (m×n) = a (m×k) · b (k×n)`, or `+=`;
-//! * [`matmul_at_b`]: `c (k×n) = aᵀ · g` with `a (m×k)`, `g (m×n)`, or `+=` (a weight gradient).
+//! * [`matmul_at_b`]: `c (k×n) = aᵀ · g` with `a (m×k)`, `g (m×n)`, or `+=` (a weight gradient);
+//! * [`matmul_a_bt`]: `c (m×n) = a · bᵀ` with `b (n×k)`, or `+=` (an input gradient).
 
 /// Widest hidden width (`k` of an output layer, `n` of a hidden one) the narrow and the
 /// row-panel kernels are tuned for.
@@ -127,15 +128,25 @@ fn matmul_from(c: &mut [f32], start: Start, a: &[f32], b: &[f32], m: usize, k: u
 
 /// True when [`matmul`] with inner dimension `k` and `n` outputs goes to the general GEMM, which
 /// packs both operands into panels before multiplying: a strided (e.g. transposed) operand then
-/// costs nothing extra, so [`matmul_a_bt`] reads it in place.
-pub fn packs_operands(k: usize, n: usize) -> bool {
+/// costs nothing extra.
+fn packs_operands(k: usize, n: usize) -> bool {
     !(register_kernels(k, n) || narrow_kernels(k, n) || (n < 8 && k <= 1024))
 }
 
-/// `c = a · bᵀ` (or `+=`), `a: m×k`, `b: n×k`, `c: m×n`, for shapes where
-/// [`packs_operands`]`(k, n)`: `b` is read through a transposed view, and the GEMM's packing step
-/// does the transposition, without a strided copy of `b` per call. Tested against transposing `b`
-/// into a buffer and calling [`matmul`].
+thread_local! {
+    /// `bᵀ` (zero-padded when needed) and a padded output for [`matmul_a_bt`].
+    static A_BT_SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// `c = a · bᵀ` (or `+=`), `a: m×k`, `b: n×k`, `c: m×n`: the input gradient of a product with a
+/// weight `b`. By shape:
+/// * wide (the general GEMM, [`packs_operands`]): `b` is read through a transposed view and the
+///   GEMM's packing step does the transposition (tested bit-identical to an explicit transpose);
+/// * `n` not a multiple of 8 but the next multiple on the register kernels (e.g. 15 input
+///   features): `bᵀ` zero-padded to that width, the product into a buffer, then its first `n`
+///   columns;
+/// * otherwise `bᵀ` is copied once per call (weights are small) and [`matmul`] runs on it.
 pub fn matmul_a_bt(
     c: &mut [f32],
     accumulate: bool,
@@ -149,15 +160,40 @@ pub fn matmul_a_bt(
         a.len() == m * k && b.len() == n * k && c.len() == m * n,
         "matmul_a_bt: slice sizes"
     );
-    assert!(
-        packs_operands(k, n),
-        "matmul_a_bt: k = {k}, n = {n} run on the register kernels; transpose b and call matmul"
-    );
     if m == 0 || n == 0 {
         return;
     }
-    // bᵀ[t, j] = b[j, t]: row stride 1, column stride k
-    packed(c, accumulate, (m, k, n), (a, k, 1), (b, 1, k));
+    let padded = n.next_multiple_of(8);
+    let pad = n > 8 && padded != n && register_kernels(k, padded);
+    if !pad && packs_operands(k, n) {
+        // bᵀ[t, j] = b[j, t]: row stride 1, column stride k
+        packed(c, accumulate, (m, k, n), (a, k, 1), (b, 1, k));
+        return;
+    }
+    let width = if pad { padded } else { n };
+    A_BT_SCRATCH.with(|cell| {
+        let (bt, out) = &mut *cell.borrow_mut();
+        bt.clear();
+        bt.resize(k * width, 0.0); // the padding columns stay 0
+        for (j, b_row) in b.chunks_exact(k).enumerate() {
+            for (t, &v) in b_row.iter().enumerate() {
+                bt[t * width + j] = v;
+            }
+        }
+        if !pad {
+            matmul(c, accumulate, a, bt, m, k, n);
+            return;
+        }
+        out.resize(m * width, 0.0);
+        matmul(out, false, a, bt, m, k, width);
+        for (c_row, o_row) in c.chunks_exact_mut(n).zip(out.chunks_exact(width)) {
+            if accumulate {
+                c_row.iter_mut().zip(o_row).for_each(|(c, &o)| *c += o);
+            } else {
+                c_row.copy_from_slice(&o_row[..n]);
+            }
+        }
+    });
 }
 
 /// `c = aᵀ · g` (or `+=`), `a: m×k`, `g: m×n`, `c: k×n` — summing over the `m` rows.
@@ -808,9 +844,15 @@ mod tests {
     }
 
     #[test]
-    fn product_with_a_transposed_view_has_the_bits_of_an_explicit_transpose() {
-        for (m, k, n) in [(37, 200, 150), (64, 512, 96), (5, 130, 130)] {
-            assert!(packs_operands(k, n));
+    fn product_with_a_transposed_b_has_the_bits_of_an_explicit_transpose_on_every_path() {
+        // wide (general GEMM with a view) and a plain transposed copy (n = 32, 4)
+        for (m, k, n) in [
+            (37, 200, 150),
+            (64, 512, 96),
+            (5, 130, 130),
+            (33, 32, 32),
+            (12, 32, 4),
+        ] {
             let (a, b) = (data(m * k, 1), data(n * k, 2)); // b: n×k
             let mut bt = vec![0.0f32; k * n];
             for i in 0..n {
@@ -824,6 +866,32 @@ mod tests {
                 let mut got = data(m * n, 3);
                 matmul_a_bt(&mut got, accumulate, &a, &b, m, k, n);
                 assert_eq!(got, want, "m {m} k {k} n {n} accumulate {accumulate}");
+            }
+        }
+    }
+
+    #[test]
+    fn product_with_a_padded_transpose_matches_a_reference() {
+        // n = 15, 23: bᵀ padded to 16, 24 columns on the register kernels, first n columns kept
+        for (m, k, n) in [(70, 32, 15), (9, 16, 23)] {
+            let (a, b) = (data(m * k, 1), data(n * k, 2)); // b: n×k
+            let mut bt = vec![0.0f32; k * n];
+            for i in 0..n {
+                for j in 0..k {
+                    bt[j * n + i] = b[i * k + j];
+                }
+            }
+            let want = reference(&a, &bt, m, k, n);
+            let mut got = vec![f32::NAN; m * n];
+            matmul_a_bt(&mut got, false, &a, &b, m, k, n);
+            let start = got.clone();
+            matmul_a_bt(&mut got, true, &a, &b, m, k, n);
+            for ((x0, x), y) in start.iter().zip(&got).zip(&want) {
+                assert!((x0 - y).abs() <= 1e-4 * (1.0 + y.abs()), "{x0} vs {y}");
+                assert!(
+                    (x - 2.0 * y).abs() <= 2e-4 * (1.0 + y.abs()),
+                    "{x} vs 2·{y}"
+                );
             }
         }
     }

@@ -1435,72 +1435,20 @@ fn linear_backward(
 }
 
 /// Adds (or writes) `g · mᵀ` into the adjoint of `target` (`g: r×c`, `m: k×c`): the input
-/// gradient of a product with a weight. For the register kernels of [`gemm`] `mᵀ` is formed once
-/// per call (weights are small); wide products read it through a transposed view.
+/// gradient of a product with a weight ([`gemm::matmul_a_bt`] picks the kernel by shape).
 fn grad_times_transpose(sink: &mut GradSink, target: Var, g: &Array2<f32>, m: &Array2<f32>) {
     let (r, c) = g.dim();
     let k = m.nrows();
-    let padded = k.next_multiple_of(8);
-    if k > 8 && padded != k && gemm::register_kernels(c, padded) {
-        // an input width that is not a multiple of 8 (e.g. 15 features): the register kernels
-        // with mᵀ padded by zero columns, then the first `k` columns, instead of the general GEMM
-        let mut mt = sink.scratch(c, padded);
-        mt.fill(0.0);
-        mt.slice_mut(ndarray::s![.., ..k]).assign(&m.t());
-        let mut out = sink.scratch(r, padded);
-        gemm::matmul(
-            out.as_slice_mut().expect("standard layout"),
-            false,
-            g.as_slice().expect("standard layout"),
-            mt.as_slice().expect("standard layout"),
-            r,
-            c,
-            padded,
-        );
-        let (dst, fresh) = sink.slot(target);
-        let dst = dst.as_slice_mut().expect("standard layout");
-        let out_rows = out
-            .as_slice()
-            .expect("standard layout")
-            .chunks_exact(padded);
-        for (d, o) in dst.chunks_exact_mut(k).zip(out_rows) {
-            if fresh {
-                d.copy_from_slice(&o[..k]);
-            } else {
-                d.iter_mut().zip(o).for_each(|(d, &o)| *d += o);
-            }
-        }
-        sink.give(mt);
-        sink.give(out);
-        return;
-    }
-    if gemm::packs_operands(c, k) {
-        // wide weights: the general GEMM packs `mᵀ` from the transposed view itself
-        let (dst, fresh) = sink.slot(target);
-        gemm::matmul_a_bt(
-            dst.as_slice_mut().expect("standard layout"),
-            !fresh,
-            g.as_slice().expect("standard layout"),
-            m.as_slice().expect("standard layout"),
-            r,
-            c,
-            k,
-        );
-        return;
-    }
-    let mut mt = sink.scratch(c, k);
-    mt.assign(&m.t());
     let (dst, fresh) = sink.slot(target);
-    gemm::matmul(
+    gemm::matmul_a_bt(
         dst.as_slice_mut().expect("standard layout"),
         !fresh,
         g.as_slice().expect("standard layout"),
-        mt.as_slice().expect("standard layout"),
+        m.as_slice().expect("standard layout"),
         r,
         c,
         k,
     );
-    sink.give(mt);
 }
 
 /// `dst (=|+=) aᵀ · g` with `a: r×k`, `g: r×c`: the weight gradient of a product.
