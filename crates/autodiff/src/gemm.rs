@@ -20,7 +20,7 @@ pub const MAX_N: usize = 64;
 
 /// True when a product with inner dimension `k` and `n` output columns runs on the register
 /// kernels of this module (AVX2+FMA present, `n` a multiple of 8, and either `n ≤ 64` or
-/// `n ≤ 128` with `k ≤ 96`); otherwise it goes to the general GEMM ([`packs_operands`]), which is
+/// `n ≤ 128` with `k ≤ 96`); otherwise it goes to the general GEMM (`packs_operands`), which is
 /// faster when both are wide (measured: at `k = n = 128` 80 GFLOP/s on one core against 55).
 pub fn register_kernels(k: usize, n: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -141,7 +141,7 @@ thread_local! {
 
 /// `c = a · bᵀ` (or `+=`), `a: m×k`, `b: n×k`, `c: m×n`: the input gradient of a product with a
 /// weight `b`. By shape:
-/// * wide (the general GEMM, [`packs_operands`]): `b` is read through a transposed view and the
+/// * wide (the general GEMM, `packs_operands`): `b` is read through a transposed view and the
 ///   GEMM's packing step does the transposition (tested bit-identical to an explicit transpose);
 /// * `n` not a multiple of 8 but the next multiple on the register kernels (e.g. 15 input
 ///   features): `bᵀ` zero-padded to that width, the product into a buffer, then its first `n`
