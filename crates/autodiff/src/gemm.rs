@@ -12,7 +12,9 @@
 //! Row-major, contiguous slices throughout:
 //! * [`matmul`]: `c (m×n) = a (m×k) · b (k×n)`, or `+=`;
 //! * [`matmul_at_b`]: `c (k×n) = aᵀ · g` with `a (m×k)`, `g (m×n)`, or `+=` (a weight gradient);
-//! * [`matmul_a_bt`]: `c (m×n) = a · bᵀ` with `b (n×k)`, or `+=` (an input gradient).
+//! * [`matmul_a_bt`]: `c (m×n) = a · bᵀ` with `b (n×k)`, or `+=` (an input gradient);
+//! * [`matmul_bias_map`], [`matmul_map`]: a product followed by an elementwise function (a layer's
+//!   activation), applied block by block while the outputs are in L1.
 
 /// Widest hidden width (`k` of an output layer, `n` of a hidden one) the narrow and the
 /// row-panel kernels are tuned for.
@@ -84,6 +86,62 @@ pub fn matmul_bias(
 ) {
     assert_eq!(bias.len(), n, "matmul_bias: bias length");
     matmul_from(c, Start::Bias(bias), a, b, m, k, n);
+}
+
+/// `c = f(bias + a · b)` elementwise: a linear layer and its activation. On the register kernels
+/// `f` runs on each block of 16 rows right after its product, while the block is in L1;
+/// otherwise after the whole product. The same bits either way, and the same as
+/// [`matmul_bias`] followed by `f` on every element.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_bias_map(
+    c: &mut [f32],
+    bias: &[f32],
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    f: impl Fn(f32) -> f32 + Copy,
+) {
+    assert_eq!(bias.len(), n, "matmul_bias_map: bias length");
+    matmul_from_map(c, Start::Bias(bias), a, b, (m, k, n), f);
+}
+
+/// `c = f(a · b)`, or `c = f(c + a · b)` when `accumulate`, elementwise: [`matmul`] and then `f`
+/// on every output, fused on the register kernels like [`matmul_bias_map`].
+pub fn matmul_map(
+    c: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    b: &[f32],
+    (m, k, n): (usize, usize, usize),
+    f: impl Fn(f32) -> f32 + Copy,
+) {
+    let start = if accumulate { Start::C } else { Start::Zero };
+    matmul_from_map(c, start, a, b, (m, k, n), f);
+}
+
+/// [`matmul_from`] with `f` applied to every output.
+fn matmul_from_map(
+    c: &mut [f32],
+    start: Start,
+    a: &[f32],
+    b: &[f32],
+    (m, k, n): (usize, usize, usize),
+    f: impl Fn(f32) -> f32 + Copy,
+) {
+    assert!(
+        a.len() == m * k && b.len() == k * n && c.len() == m * n,
+        "matmul: slice sizes"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if m > 0 && register_kernels(k, n) {
+        // SAFETY: AVX2 and FMA were detected at run time.
+        unsafe { avx2::matmul_map(c, start, a, b, m, k, n, f) };
+        return;
+    }
+    matmul_from(c, start, a, b, m, k, n);
+    crate::kernels::map_in_place(c, f);
 }
 
 fn matmul_from(c: &mut [f32], start: Start, a: &[f32], b: &[f32], m: usize, k: usize, n: usize) {
@@ -404,6 +462,38 @@ mod avx2 {
 
     /// Widest panel, in 8-lane blocks.
     const PANEL_BLOCKS: usize = 4;
+
+    /// `c = f(a·b)` (from `start`) in blocks of [`MAP_BLOCK_ROWS`] rows: each block's product,
+    /// then `f` over the block while it is in L1 (a loop the compiler vectorises; applied to
+    /// the accumulators in registers, the scalar `f` was not vectorised). The same bits as the
+    /// product followed by `f`.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_map(
+        c: &mut [f32],
+        start: Start,
+        a: &[f32],
+        b: &[f32],
+        m: usize,
+        k: usize,
+        n: usize,
+        f: impl Fn(f32) -> f32 + Copy,
+    ) {
+        debug_assert_eq!(c.len(), m * n);
+        for (c_block, a_block) in c
+            .chunks_mut(MAP_BLOCK_ROWS * n)
+            .zip(a.chunks(MAP_BLOCK_ROWS * k))
+        {
+            let rows = c_block.len() / n;
+            matmul(c_block, start, &a_block[..rows * k], b, rows, k, n);
+            for v in c_block.iter_mut() {
+                *v = f(*v);
+            }
+        }
+    }
+
+    /// Rows per block of [`matmul_map`]: 16 rows of 32 outputs are 2 KiB.
+    const MAP_BLOCK_ROWS: usize = 16;
 
     /// `c = a·b` (from `start`), `n` a multiple of 8: panels of 32 columns, then the rest.
     #[target_feature(enable = "avx2,fma")]
@@ -931,6 +1021,36 @@ mod tests {
                 matmul_bias(&mut got, &bias, &a, &b, m, k, n);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "m{m} k{k} n{n}");
+            }
+        }
+    }
+
+    /// The fused activation (applied in blocks of rows on the register kernels, after the
+    /// product elsewhere) has the bits of the product followed by the activation, from every
+    /// start (bias, zero, accumulate), over more rows than one block.
+    #[test]
+    fn mapped_products_equal_the_product_then_the_map() {
+        let elu = |v: f32| v.max(0.0) + (crate::kernels::exp(v.min(0.0)) - 1.0);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for &(m, k) in &[(1, 1), (5, 3), (17, 4), (131, 32), (40, 96)] {
+            for n in [8, 32, 40, 64, 96, 128, 12, 1, 256] {
+                let (a, b, bias) = (data(m * k, 1), data(k * n, 2), data(n, 7));
+                let mut want = vec![0.0; m * n];
+                matmul_bias(&mut want, &bias, &a, &b, m, k, n);
+                want.iter_mut().for_each(|v| *v = elu(*v));
+                let mut got = vec![f32::NAN; m * n];
+                matmul_bias_map(&mut got, &bias, &a, &b, m, k, n, elu);
+                assert_eq!(bits(&got), bits(&want), "bias m{m} k{k} n{n}");
+
+                let start = data(m * n, 9);
+                for accumulate in [false, true] {
+                    let mut want = start.clone();
+                    matmul(&mut want, accumulate, &a, &b, m, k, n);
+                    want.iter_mut().for_each(|v| *v = elu(*v));
+                    let mut got = start.clone();
+                    matmul_map(&mut got, accumulate, &a, &b, (m, k, n), elu);
+                    assert_eq!(bits(&got), bits(&want), "m{m} k{k} n{n} acc {accumulate}");
+                }
             }
         }
     }

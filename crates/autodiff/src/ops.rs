@@ -171,9 +171,10 @@ impl Unary {
                 }
             }
             Unary::Elu => {
-                // branch-free so the loop vectorises: both sides computed, one selected
-                let negative = kernels::exp(x.min(0.0)) - 1.0;
-                if x > 0.0 { x } else { negative }
+                // branch-free so loops vectorise, and without a select (which made the compiler
+                // emit masked stores in in-place loops, very slow on some CPUs): for x > 0,
+                // e⁰ − 1 is exactly 0 and the sum is x; otherwise max(x, 0) = 0 adds nothing
+                x.max(0.0) + (kernels::exp(x.min(0.0)) - 1.0)
             }
             Unary::Softplus => {
                 if x > SOFTPLUS_THRESHOLD {
@@ -795,30 +796,15 @@ impl Tape {
         let o = out.as_slice_mut().expect("standard layout");
         let value = |v: Var| self.nodes[v].value.as_slice().expect("standard layout");
         let (xs, ws, bias) = (value(x), value(w), value(b));
-        // 64 rows (a 32-wide block is 8 KiB) for the register kernels of narrow layers; wide
-        // layers go to the general GEMM, which packs `w` per call: one call for all rows
-        let block_rows = if gemm::register_kernels(k, c) {
-            64
-        } else {
-            r.max(1)
-        };
-        // the pre-activation of one block (out of place: measured faster than in place)
-        let mut pre = vec![0.0f32; block_rows.min(r) * c];
-        for (o_block, x_block) in o
-            .chunks_mut(block_rows * c)
-            .zip(xs.chunks(block_rows * k.max(1)))
-        {
-            let rows = o_block.len() / c;
-            let pre = &mut pre[..rows * c];
-            gemm::matmul_bias(pre, bias, &x_block[..rows * k], ws, rows, k, c);
-            macro_rules! each {
-                ($($k:ident),*) => { match act {
-                    $(Unary::$k => kernels::map1(o_block, pre, |v| Unary::$k.f(v)),)*
-                    _ => unreachable!("checked above"),
-                } };
-            }
-            each!(Relu, Elu, Sigmoid, Tanh);
+        // the activation is applied to each output as the product finishes it (in registers on
+        // the register kernels): same bits as the product followed by `act` on every element
+        macro_rules! each {
+            ($($k:ident),*) => { match act {
+                $(Unary::$k => gemm::matmul_bias_map(o, bias, xs, ws, r, k, c, |v| Unary::$k.f(v)),)*
+                _ => unreachable!("checked above"),
+            } };
         }
+        each!(Relu, Elu, Sigmoid, Tanh);
         let rg = self.rg(x) || self.rg(w) || self.rg(b);
         self.push(Op::LinearAct { x, w, b, act }, out, rg)
     }

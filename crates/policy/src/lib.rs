@@ -7,6 +7,7 @@
 //! [`symmetry`] and [`gnn`], and [`saved`] (policy files).
 
 pub mod allocation;
+mod dense;
 pub mod gnn;
 pub mod mlp;
 pub mod observation;

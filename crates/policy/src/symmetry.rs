@@ -12,19 +12,23 @@
 //! `(x_s · W_loc + b) + (c · W_ctx)[b]`: `c · W_ctx` once per sample `(B, h1)`, repeated to the
 //! store rows with a row gather (index `b·S + s → b`), plus the local part `(B·S, Ls+4) · W_loc`.
 //! This is the same function (and the same parameters, split in two) as the concatenated layer,
-//! for `B·C·h1` instead of `B·S·C·h1` multiply-adds (see `docs/policies.md`).
+//! for `B·C·h1` instead of `B·S·C·h1` multiply-adds (see `docs/policies.md`). With an ELU after
+//! it, the layer is one fused node (the GNN's `DenseElu`: product, bias, the gathered context
+//! rows and the ELU in blocks of rows, with a hand-written backward pass).
 
 use crate::allocation::proportional;
+use crate::dense::{BlockIndex, DenseElu};
 use crate::mlp::{Activation, Mlp, MlpSpec};
 use crate::observation::{Feature, NetworkShape, Observation};
 use crate::policy::{PolicyError, repeat_rows_index};
 use crate::spec::PolicySpec;
 use hdpo_autodiff::optim::init;
-use hdpo_autodiff::{ParamId, ParamStore, Tape, Var};
+use hdpo_autodiff::{Csr, ParamId, ParamStore, Tape, Var};
 use hdpo_sim::config::StaticFeature;
 use hdpo_sim::tape::TapeActions;
 use ndarray::{Array2, s};
 use rand::Rng;
+use std::sync::Arc;
 
 /// Supplies the tape node of a parameter. [`SymmetryAwareNet::act`] and
 /// [`crate::gnn::GnnNet::act`] use `tape.param(store, id)`; gradient checks map parameters to
@@ -294,11 +298,20 @@ impl SymmetryAwareNet {
             param(tape, self.store_context),
             param(tape, self.store_bias),
         );
-        let local = tape.linear(local, w_loc, bias); // (B·S, h1)
         let ctx = tape.matmul(c, w_ctx); // (B, h1): once per sample
-        let ctx = tape.gather_rows(ctx, repeat_rows_index(b, s)); // (B·S, h1)
-        let pre = tape.add(local, ctx);
-        let mut q = self.store_first_activation.apply(tape, pre);
+        let mut q = if self.store_first_activation == Activation::Elu {
+            // one fused node: elu(bias + ctx[b] + x_s · W_loc) over the store rows
+            let op = DenseElu {
+                residual: false,
+                gather: Some(Arc::new(repeat_rows_blocks(b, s, tape.shape(ctx).1))),
+            };
+            tape.custom(Arc::new(op), &[local, w_loc, bias, ctx])
+        } else {
+            let local = tape.linear(local, w_loc, bias); // (B·S, h1)
+            let ctx = tape.gather_rows(ctx, repeat_rows_index(b, s)); // (B·S, h1)
+            let pre = tape.add(local, ctx);
+            self.store_first_activation.apply(tape, pre)
+        };
         if let Some(tail) = &self.store_tail {
             q = mlp_forward_with(tape, tail, param, q);
         }
@@ -313,6 +326,14 @@ impl SymmetryAwareNet {
             echelon: None,
         }
     }
+}
+
+/// Row `b·S + s` ← row `b` of a `(B, width)` input, as a [`BlockIndex`] for [`DenseElu`].
+fn repeat_rows_blocks(n_samples: usize, times: usize, width: usize) -> BlockIndex {
+    let triples: Vec<(u32, u32, f32)> = (0..n_samples * times)
+        .map(|row| (row as u32, (row / times) as u32, 1.0))
+        .collect();
+    BlockIndex::new(Csr::from_triples(n_samples * times, &triples), width, 1, 1)
 }
 
 /// `(B·S, 4)`: `[mean, std, underage cost, lead time]` of every store row.
