@@ -20,21 +20,35 @@
 /// row-panel kernels are tuned for.
 pub const MAX_N: usize = 64;
 
-/// True when a product with inner dimension `k` and `n` output columns runs on the register
-/// kernels of this module (AVX2+FMA present, `n` a multiple of 8, and either `n ≤ 64` or
-/// `n ≤ 128` with `k ≤ 96`); otherwise it goes to the general GEMM (`packs_operands`), which is
-/// faster when both are wide (measured: at `k = n = 128` 80 GFLOP/s on one core against 55).
+/// True when a product `a · b` with inner dimension `k` and `n` output columns runs on the
+/// register kernels of this module: AVX2+FMA present, `n` a multiple of 8 up to 128, `b` at most
+/// 32 KiB (`k·n ≤ 8192`, so it stays in L1 while the rows of `a` stream past), and `n ≥ 32` unless
+/// `k ≤ 64` (a narrower panel has too few accumulators to hide the FMA latency over a long `k`).
+/// Otherwise it goes to the general GEMM (`packs_operands`), which blocks `b` for the cache.
+/// Measured on one core (GFLOP/s, register against general): `k = 256, n = 64` 59 against 96 and
+/// `k = 256, n = 16` 51 against 95 (`m = 512`); `k = 96, n = 128` 59 against 95 and `k = 64,
+/// n = 128` 96 against 94 (`m = 256`); `k = n = 32` 95 against 86 (`m = 10,240`).
 pub fn register_kernels(k: usize, n: usize) -> bool {
+    n.is_multiple_of(8) && n <= 2 * MAX_N && k * n <= 8192 && (n >= 32 || k <= 64) && avx2_fma()
+}
+
+/// True when the weight gradient `aᵀ · g` (`a: m×k`, `g: m×n`) runs on the register kernels: `n`
+/// a multiple of 8 and either `n ≤ 64` (any `k`: the kernel walks `c` in strips of rows over
+/// cache-sized blocks of `a` and `g`) or `n ≤ 128` with `k ≤ 96`. Measured on one core
+/// (`m = 512`): `k = 264, n = 16` 89 GFLOP/s against 88 for the general GEMM; `k = 256, n = 32`
+/// 84 against 76.
+fn at_b_register_kernels(k: usize, n: usize) -> bool {
+    n.is_multiple_of(8) && (n <= MAX_N || (n <= 2 * MAX_N && k <= 96)) && avx2_fma()
+}
+
+/// AVX2 and FMA are available (detected at run time, cached by the standard library).
+fn avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        n.is_multiple_of(8)
-            && (n <= MAX_N || (n <= 2 * MAX_N && k <= 96))
-            && std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (k, n);
         false
     }
 }
@@ -51,19 +65,7 @@ enum Start<'a> {
 /// The register kernels for narrow outputs (`n < 8`, e.g. an output layer) with `k` a multiple
 /// of 8 up to 64 (a hidden width): see `avx2::narrow`.
 fn narrow_kernels(k: usize, n: usize) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        n < 8
-            && k.is_multiple_of(8)
-            && (8..=MAX_N).contains(&k)
-            && std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (k, n);
-        false
-    }
+    n < 8 && k.is_multiple_of(8) && (8..=MAX_N).contains(&k) && avx2_fma()
 }
 
 /// `c = a · b` (or `c += a · b` when `accumulate`), `a: m×k`, `b: k×n`, `c: m×n`.
@@ -272,7 +274,7 @@ pub fn matmul_at_b(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if register_kernels(k, n) {
+    if at_b_register_kernels(k, n) {
         // SAFETY: AVX2 and FMA were detected at run time.
         unsafe { avx2::matmul_at_b(c, accumulate, a, g, m, k, n) };
         return;
@@ -992,8 +994,14 @@ mod tests {
         // order, whatever the row blocking — equal to the bit to that sequential sum
         // (k = 5: strips of 2, 2, 1; k = 15: 6, 6, 2, 1; n = 40: panels of 16, 16, 8)
         #[cfg(target_arch = "x86_64")]
-        for (m, k, n) in [(300, 5, 32), (130, 15, 40), (65, 32, 64), (7, 96, 8)] {
-            if !register_kernels(k, n) {
+        for (m, k, n) in [
+            (300, 5, 32),
+            (130, 15, 40),
+            (65, 32, 64),
+            (7, 96, 8),
+            (70, 259, 16),
+        ] {
+            if !at_b_register_kernels(k, n) {
                 continue;
             }
             let (a, g) = (data(m * k, 4), data(m * n, 5));
