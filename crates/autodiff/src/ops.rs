@@ -173,8 +173,8 @@ impl Unary {
             Unary::Elu => {
                 // branch-free so loops vectorise, and without a select (which made the compiler
                 // emit masked stores in in-place loops, very slow on some CPUs): for x > 0,
-                // e⁰ − 1 is exactly 0 and the sum is x; otherwise max(x, 0) = 0 adds nothing
-                x.max(0.0) + (kernels::exp(x.min(0.0)) - 1.0)
+                // expm1_neg gives exactly 0 and the sum is x; otherwise max(x, 0) = 0 adds nothing
+                x.max(0.0) + kernels::expm1_neg(x)
             }
             Unary::Softplus => {
                 if x > SOFTPLUS_THRESHOLD {
