@@ -211,6 +211,67 @@ unsafe fn map3_avx2(
     map3_plain(dst, accumulate, a, b, c, f);
 }
 
+/// `sums[j] += Σ_i rows[i·n + j]` (`n = sums.len()`), or `sums[j] = …` when `fresh`: the column
+/// sums of a row-major block (a bias gradient), each one sequential over the rows in order.
+///
+/// For `n` a multiple of 8 up to 64 the running sums stay in registers across the rows (one
+/// 8-lane accumulator per 8 columns) instead of going through memory once per row, a chain of
+/// store-to-load round trips; the order of the additions, and so every bit, is the same.
+pub fn column_sums_into(sums: &mut [f32], fresh: bool, rows: &[f32]) {
+    let n = sums.len();
+    assert!(
+        n > 0 && rows.len().is_multiple_of(n),
+        "column sums: rows of {n}"
+    );
+    if fresh {
+        sums.fill(0.0);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if n.is_multiple_of(8)
+        && n <= 64
+        && std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the CPU supports the features the function is compiled for.
+        unsafe {
+            match n / 8 {
+                1 => column_sums_avx2::<1>(sums, rows),
+                2 => column_sums_avx2::<2>(sums, rows),
+                3 => column_sums_avx2::<3>(sums, rows),
+                4 => column_sums_avx2::<4>(sums, rows),
+                5 => column_sums_avx2::<5>(sums, rows),
+                6 => column_sums_avx2::<6>(sums, rows),
+                7 => column_sums_avx2::<7>(sums, rows),
+                _ => column_sums_avx2::<8>(sums, rows),
+            }
+        }
+        return;
+    }
+    for row in rows.chunks_exact(n) {
+        sums.iter_mut().zip(row).for_each(|(d, &e)| *d += e);
+    }
+}
+
+/// [`column_sums_into`] for `n = 8·NB`, accumulators in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn column_sums_avx2<const NB: usize>(sums: &mut [f32], rows: &[f32]) {
+    let mut acc = [[0.0f32; 8]; NB];
+    for (blk, a) in acc.iter_mut().enumerate() {
+        a.copy_from_slice(&sums[blk * 8..blk * 8 + 8]);
+    }
+    for row in rows.chunks_exact(NB * 8) {
+        for (blk, a) in acc.iter_mut().enumerate() {
+            for (l, v) in a.iter_mut().enumerate() {
+                *v += row[blk * 8 + l];
+            }
+        }
+    }
+    for (blk, a) in acc.iter().enumerate() {
+        sums[blk * 8..blk * 8 + 8].copy_from_slice(a);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +348,32 @@ mod tests {
         }
         assert!(worst < 3e-7, "worst relative error {worst}");
         assert_eq!(log1p(0.0), 0.0);
+    }
+
+    #[test]
+    fn column_sums_add_the_rows_in_order() {
+        for n in [1usize, 3, 8, 16, 24, 32, 40, 64, 72] {
+            let rows: Vec<f32> = (0..37 * n)
+                .map(|i| ((i * 7919) % 1000) as f32 * 0.37 - 150.0)
+                .collect();
+            let start: Vec<f32> = (0..n).map(|j| j as f32 * 0.5).collect();
+            for fresh in [true, false] {
+                let mut want = if fresh { vec![0.0; n] } else { start.clone() };
+                for row in rows.chunks_exact(n) {
+                    for (w, &v) in want.iter_mut().zip(row) {
+                        *w += v;
+                    }
+                }
+                let mut got = if fresh {
+                    vec![f32::NAN; n]
+                } else {
+                    start.clone()
+                };
+                column_sums_into(&mut got, fresh, &rows);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "n {n}, fresh {fresh}");
+            }
+        }
     }
 
     #[test]

@@ -1410,13 +1410,11 @@ fn linear_backward(
     }
     if sink.wants(b) {
         let (dst, fresh) = sink.slot(b);
-        let d = dst.as_slice_mut().expect("standard layout");
-        if fresh {
-            d.fill(0.0);
-        }
-        for row in g.as_slice().expect("standard layout").chunks_exact(d.len()) {
-            d.iter_mut().zip(row).for_each(|(d, &e)| *d += e);
-        }
+        kernels::column_sums_into(
+            dst.as_slice_mut().expect("standard layout"),
+            fresh,
+            g.as_slice().expect("standard layout"),
+        );
     }
 }
 

@@ -311,14 +311,11 @@ impl CustomOp for DenseElu {
                     );
                 }
                 if let Some(db) = db.as_mut() {
-                    let db = db.as_slice_mut().expect("standard layout");
-                    let mut block_rows = gz.chunks_exact(o);
-                    if first && db_fresh {
-                        db.copy_from_slice(block_rows.next().expect("a block has a row"));
-                    }
-                    for row in block_rows {
-                        db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
-                    }
+                    hdpo_autodiff::kernels::column_sums_into(
+                        db.as_slice_mut().expect("standard layout"),
+                        first && db_fresh,
+                        gz,
+                    );
                 }
             }
         });
