@@ -1,7 +1,7 @@
 //! Every operation of the engine, forward and backward side by side, family by family.
 //!
 //! Each op is a variant of the closed enum [`Op`]. A forward method on [`Tape`] computes the value
-//! into a pooled buffer and records the op; [`backward_node`] is one exhaustive `match` that, given
+//! into a pooled buffer and records the op; `backward_node` is one exhaustive `match` that, given
 //! the adjoint `g` of a node, adds the vector–Jacobian product into the adjoints of its inputs.
 //!
 //! Conventions at kinks and ties (those the reference's gradients show, spec §5, so gradients match

@@ -20,9 +20,9 @@
 //! (`B·n` rows) and the projections gathered onto the edges, instead of materialising `(B·K, 2w+1)`
 //! edge inputs. See `docs/policies.md` for the algebra and the differences from the reference.
 //!
-//! Speed: ELU layers are fused custom ops ([`DenseElu`]: product, bias, gathered projections,
+//! Speed: ELU layers are fused custom ops (`DenseElu` in `dense.rs`: product, bias, gathered projections,
 //! ELU and residual in one node, computed in cache-sized blocks of rows with a vectorised ELU),
-//! and the aggregation is one [`BlockGather`] node; both have hand-written backward passes checked
+//! and the aggregation is one `BlockGather` node; both have hand-written backward passes checked
 //! by the gradient tests in `tests/gnn.rs`.
 
 use crate::allocation::PROPORTIONAL_EPS;

@@ -17,8 +17,8 @@
 //! A cell is skipped when its record exists, says "done", and was produced by the same resolved
 //! configuration (a fingerprint of the configuration TOML is stored in the record; so changing the
 //! scale or an override re-runs it). Policies that cannot be built (`PolicyError::Unsupported`,
-//! unknown kinds) are recorded as "unavailable: <reason>"; any other error or a panic as "failed:
-//! <reason>"; both are retried by the next run.
+//! unknown kinds) are recorded as "unavailable: \<reason\>"; any other error or a panic as "failed:
+//! \<reason\>"; both are retried by the next run.
 
 use crate::checkpoint::{Checkpoint, write_atomic};
 use crate::config::TrainConfig;

@@ -78,7 +78,7 @@ impl LatticeDistribution {
         Ok(Self { step, pmf })
     }
 
-    /// Mean E[X] = Σ k·Δ·P(k).
+    /// Mean E\[X\] = Σ k·Δ·P(k).
     pub fn mean(&self) -> f64 {
         self.step
             * self
@@ -120,7 +120,7 @@ impl LatticeDistribution {
     }
 
     /// Expected shortfall E[(X − k·Δ)⁺] in lattice units for every integer k in `0..=k_max`
-    /// (multiply by Δ to get quantities). For k ≤ 0 the value is E[X]/Δ − k.
+    /// (multiply by Δ to get quantities). For k ≤ 0 the value is E\[X\]/Δ − k.
     pub fn loss_units(&self, k_max: usize) -> Vec<f64> {
         // E[(X−k)⁺] = Σ_{j>k} (j−k) P(j), computed from suffix sums of P(j) and j·P(j).
         let n = self.pmf.len();
