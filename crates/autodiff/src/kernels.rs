@@ -211,6 +211,55 @@ unsafe fn map3_avx2(
     map3_plain(dst, accumulate, a, b, c, f);
 }
 
+/// Copies (or adds, when `accumulate`) a block of `width` columns between two row-major matrices
+/// with the same number of rows: `dst[i, dst_start + j] (+)= src[i, src_start + j]` for every row
+/// `i` and `j < width`; `dst` has rows of `dst_cols` floats and `src` of `src_cols`. The column
+/// moves of `concat_cols`, `slice_cols` and their gradients: a plain loop per row (the tensors
+/// are often 1–4 columns wide, where a generic strided iterator or a `memcpy` call per row costs
+/// more than the copy).
+pub fn copy_columns(
+    (dst, dst_cols, dst_start): (&mut [f32], usize, usize),
+    (src, src_cols, src_start): (&[f32], usize, usize),
+    width: usize,
+    accumulate: bool,
+) {
+    assert!(
+        dst_start + width <= dst_cols && src_start + width <= src_cols,
+        "copy_columns: column block out of range"
+    );
+    if width == 0 {
+        return;
+    }
+    let rows = dst.len() / dst_cols;
+    assert!(
+        dst.len() == rows * dst_cols && src.len() == rows * src_cols,
+        "copy_columns: row counts differ"
+    );
+    let pairs = dst
+        .chunks_exact_mut(dst_cols)
+        .zip(src.chunks_exact(src_cols))
+        .map(|(d, s)| {
+            (
+                &mut d[dst_start..dst_start + width],
+                &s[src_start..src_start + width],
+            )
+        });
+    match (width, accumulate) {
+        (1, false) => pairs.for_each(|(d, s)| d[0] = s[0]),
+        (1, true) => pairs.for_each(|(d, s)| d[0] += s[0]),
+        (_, false) => pairs.for_each(|(d, s)| {
+            for (d, &v) in d.iter_mut().zip(s) {
+                *d = v;
+            }
+        }),
+        (_, true) => pairs.for_each(|(d, s)| {
+            for (d, &v) in d.iter_mut().zip(s) {
+                *d += v;
+            }
+        }),
+    }
+}
+
 /// `sums[j] += Σ_i rows[i·n + j]` (`n = sums.len()`), or `sums[j] = …` when `fresh`: the column
 /// sums of a row-major block (a bias gradient), each one sequential over the rows in order.
 ///
@@ -372,6 +421,40 @@ mod tests {
                 column_sums_into(&mut got, fresh, &rows);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "n {n}, fresh {fresh}");
+            }
+        }
+    }
+
+    #[test]
+    fn column_blocks_copy_and_add_the_right_elements() {
+        let (rows, dst_cols, src_cols) = (5, 7, 4);
+        let src: Vec<f32> = (0..rows * src_cols).map(|i| i as f32).collect();
+        for width in 0..=3 {
+            for accumulate in [false, true] {
+                let mut dst: Vec<f32> = (0..rows * dst_cols).map(|i| -(i as f32)).collect();
+                let before = dst.clone();
+                copy_columns(
+                    (&mut dst, dst_cols, 3),
+                    (&src, src_cols, 1),
+                    width,
+                    accumulate,
+                );
+                for i in 0..rows {
+                    for j in 0..dst_cols {
+                        let old = before[i * dst_cols + j];
+                        let want = if (3..3 + width).contains(&j) {
+                            let v = src[i * src_cols + 1 + j - 3];
+                            if accumulate { old + v } else { v }
+                        } else {
+                            old
+                        };
+                        assert_eq!(
+                            dst[i * dst_cols + j],
+                            want,
+                            "w {width} acc {accumulate} ({i}, {j})"
+                        );
+                    }
+                }
             }
         }
     }

@@ -890,12 +890,15 @@ impl Tape {
         let r = self.shape(parts[0]).0;
         let c: usize = parts.iter().map(|&p| self.shape(p).1).sum();
         let mut out = self.pool.take(r, c);
+        let o = out.as_slice_mut().expect("standard layout");
         let mut col = 0;
         for &p in parts {
             let v = &self.nodes[p].value;
             assert_eq!(v.nrows(), r, "concat_cols: row counts differ");
-            out.slice_mut(s![.., col..col + v.ncols()]).assign(v);
-            col += v.ncols();
+            let w = v.ncols();
+            let vs = v.as_slice().expect("standard layout");
+            kernels::copy_columns((o, c, col), (vs, w, 0), w, false);
+            col += w;
         }
         let rg = parts.iter().any(|&p| self.rg(p));
         let (start, len) = self.push_inputs(parts);
@@ -910,7 +913,9 @@ impl Tape {
             "slice_cols: {start}+{width} > {c} columns"
         );
         let mut out = self.pool.take(r, width);
-        out.assign(&self.nodes[x].value.slice(s![.., start..start + width]));
+        let xs = self.nodes[x].value.as_slice().expect("standard layout");
+        let o = out.as_slice_mut().expect("standard layout");
+        kernels::copy_columns((o, width, 0), (xs, c, start), width, false);
         let rg = self.rg(x);
         self.push(Op::SliceCols { x, start }, out, rg)
     }
@@ -1201,17 +1206,15 @@ pub(crate) fn backward_node(
         }
 
         Op::Concat { start, len } => {
+            let (gs, c) = (g.as_slice().expect("standard layout"), g.ncols());
             let mut col = 0;
             for &p in &lists[*start as usize..(*start + *len) as usize] {
                 let w = val(p).ncols();
                 if sink.wants(p) {
-                    let part = g.slice(s![.., col..col + w]);
+                    // the part's columns of g, written or added into its adjoint
                     let (dst, fresh) = sink.slot(p);
-                    if fresh {
-                        dst.assign(&part);
-                    } else {
-                        *dst += &part;
-                    }
+                    let d = dst.as_slice_mut().expect("standard layout");
+                    kernels::copy_columns((d, w, 0), (gs, c, col), w, !fresh);
                 }
                 col += w;
             }
@@ -1224,8 +1227,10 @@ pub(crate) fn backward_node(
                 if fresh {
                     dst.fill(0.0);
                 }
-                let mut part = dst.slice_mut(s![.., *start..*start + w]);
-                part += g;
+                let c = dst.ncols();
+                let d = dst.as_slice_mut().expect("standard layout");
+                let gs = g.as_slice().expect("standard layout");
+                kernels::copy_columns((d, c, *start), (gs, w, 0), w, true);
             }
         }
 
