@@ -94,15 +94,11 @@ pub fn matmul_bias(
 /// `f` runs on each block of 16 rows right after its product, while the block is in L1;
 /// otherwise after the whole product. The same bits either way, and the same as
 /// [`matmul_bias`] followed by `f` on every element.
-#[allow(clippy::too_many_arguments)]
 pub fn matmul_bias_map(
     c: &mut [f32],
     bias: &[f32],
-    a: &[f32],
-    b: &[f32],
-    m: usize,
-    k: usize,
-    n: usize,
+    (a, b): (&[f32], &[f32]),
+    (m, k, n): (usize, usize, usize),
     f: impl Fn(f32) -> f32 + Copy,
 ) {
     assert_eq!(bias.len(), n, "matmul_bias_map: bias length");
@@ -1047,7 +1043,7 @@ mod tests {
                 matmul_bias(&mut want, &bias, &a, &b, m, k, n);
                 want.iter_mut().for_each(|v| *v = elu(*v));
                 let mut got = vec![f32::NAN; m * n];
-                matmul_bias_map(&mut got, &bias, &a, &b, m, k, n, elu);
+                matmul_bias_map(&mut got, &bias, (&a, &b), (m, k, n), elu);
                 assert_eq!(bits(&got), bits(&want), "bias m{m} k{k} n{n}");
 
                 let start = data(m * n, 9);

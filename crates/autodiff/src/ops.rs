@@ -800,7 +800,7 @@ impl Tape {
         // the register kernels): same bits as the product followed by `act` on every element
         macro_rules! each {
             ($($k:ident),*) => { match act {
-                $(Unary::$k => gemm::matmul_bias_map(o, bias, xs, ws, r, k, c, |v| Unary::$k.f(v)),)*
+                $(Unary::$k => gemm::matmul_bias_map(o, bias, (xs, ws), (r, k, c), |v| Unary::$k.f(v)),)*
                 _ => unreachable!("checked above"),
             } };
         }

@@ -130,7 +130,7 @@ struct DenseBlock<'a> {
 impl DenseBlock<'_> {
     /// `out = f(x · w + bias [+ gathered])`, `f` applied to each output as the product finishes it.
     fn product_into(&self, out: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
-        let (rows, inner, o) = self.shape;
+        let o = self.shape.2;
         match self.gathered {
             Some((index, p)) => {
                 out.chunks_exact_mut(o)
@@ -139,7 +139,11 @@ impl DenseBlock<'_> {
                 hdpo_autodiff::gemm::matmul_map(out, true, self.x, self.w, self.shape, f);
             }
             None => hdpo_autodiff::gemm::matmul_bias_map(
-                out, self.bias, self.x, self.w, rows, inner, o, f,
+                out,
+                self.bias,
+                (self.x, self.w),
+                self.shape,
+                f,
             ),
         }
     }
