@@ -1,11 +1,62 @@
 //! Fused dense layers shared by the graph network and the symmetry-aware network: a
 //! destination-sorted block gather ([`BlockIndex`]) and [`DenseElu`], one tape node for
 //! `elu(x·W + b [+ gathered rows]) [+ r]` with a hand-written backward pass, computed in blocks
-//! of rows so each block's product, activation and gradient run while it is in cache.
+//! of rows so each block's product, activation and gradient run while it is in cache; and
+//! [`PerBatchSize`], the cache of the gather indices a network builds for a batch size.
 
 use hdpo_autodiff::{Csr, CustomOp};
 use ndarray::{Array2, s};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// Values a network builds once per batch size (gather indices, batch graphs) and shares with its
+/// clones: their content depends only on the network and `B`, and rebuilding one on every call
+/// (every period of every shard) costs a sort of `B·S` or `B·K` entries.
+pub(crate) struct PerBatchSize<T>(Arc<Mutex<BySize<T>>>);
+
+/// `(batch size, value)` pairs.
+type BySize<T> = Vec<(usize, Arc<T>)>;
+
+impl<T> PerBatchSize<T> {
+    /// Batch sizes kept at most (train, dev, test and a few partial batches).
+    const CAPACITY: usize = 8;
+
+    /// The value for batch size `b`, built by `build` the first time.
+    pub(crate) fn get_or_build(&self, b: usize, build: impl FnOnce() -> T) -> Arc<T> {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, value)) = cache.iter().find(|(size, _)| *size == b) {
+            return value.clone();
+        }
+        let value = Arc::new(build());
+        if cache.len() >= Self::CAPACITY {
+            cache.remove(0);
+        }
+        cache.push((b, value.clone()));
+        value
+    }
+}
+
+impl<T> Default for PerBatchSize<T> {
+    fn default() -> Self {
+        PerBatchSize(Arc::new(Mutex::new(Vec::new())))
+    }
+}
+
+impl<T> Clone for PerBatchSize<T> {
+    fn clone(&self) -> Self {
+        PerBatchSize(self.0.clone())
+    }
+}
+
+impl<T> std::fmt::Debug for PerBatchSize<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sizes: Vec<usize> = self
+            .0
+            .lock()
+            .map(|c| c.iter().map(|(b, _)| *b).collect())
+            .unwrap_or_default();
+        write!(f, "PerBatchSize(batch sizes {sizes:?})")
+    }
+}
 
 /// A destination-sorted gather over column blocks: the input `x: (rows, in_blocks·bw)` is read as
 /// blocks `x[i] = x[i / in_blocks, (i % in_blocks)·bw ..][..bw]` and the output `(n, out_blocks·bw)`

@@ -26,7 +26,7 @@
 //! by the gradient tests in `tests/gnn.rs`.
 
 use crate::allocation::PROPORTIONAL_EPS;
-use crate::dense::{BlockIndex, DenseElu};
+use crate::dense::{BlockIndex, DenseElu, PerBatchSize};
 use crate::mlp::{Activation, Mlp, MlpSpec};
 use crate::observation::{Feature, NetworkShape, Observation};
 use crate::policy::PolicyError;
@@ -39,7 +39,7 @@ use hdpo_sim::state::Statics;
 use hdpo_sim::tape::TapeActions;
 use ndarray::{Array2, s};
 use rand::Rng;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The role of an edge in the graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -365,43 +365,6 @@ impl BatchGraph {
     }
 }
 
-/// Batch graphs by batch size, shared by clones of the network (the content only depends on the
-/// topology and `B`).
-#[derive(Clone, Default)]
-struct BatchCache(Arc<Mutex<CacheEntries>>);
-
-/// `(batch size, batch graph)` pairs.
-type CacheEntries = Vec<(usize, Arc<BatchGraph>)>;
-
-impl std::fmt::Debug for BatchCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sizes: Vec<usize> = self
-            .0
-            .lock()
-            .map(|c| c.iter().map(|(b, _)| *b).collect())
-            .unwrap_or_default();
-        write!(f, "BatchCache(batch sizes {sizes:?})")
-    }
-}
-
-impl BatchCache {
-    /// Batch sizes kept at most (train, dev, test and a few partial batches).
-    const CAPACITY: usize = 8;
-
-    fn get(&self, graph: &GnnGraph, b: usize, h1: usize, width: usize) -> Arc<BatchGraph> {
-        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, bg)) = cache.iter().find(|(size, _)| *size == b) {
-            return bg.clone();
-        }
-        let bg = Arc::new(BatchGraph::new(graph, b, h1, width));
-        if cache.len() >= Self::CAPACITY {
-            cache.remove(0);
-        }
-        cache.push((b, bg.clone()));
-        bg
-    }
-}
-
 /// An MLP whose first layer takes `[own, h_src, h_dst]` (or `[h_src, h_dst, ℓ]`) split into parts:
 /// node projections `W_sd = [W_src | W_dst]` `(w, 2·h1)`, an own-input weight, and a bias.
 #[derive(Clone, Debug)]
@@ -575,7 +538,8 @@ pub struct GnnNet {
     node_update: Mlp,
     edge_update: EdgeMlp,
     output: Mlp,
-    cache: BatchCache,
+    /// Batch graphs by batch size (they depend only on the topology and `B`).
+    cache: PerBatchSize<BatchGraph>,
 }
 
 impl GnnNet {
@@ -689,7 +653,7 @@ impl GnnNet {
             node_update,
             edge_update,
             output,
-            cache: BatchCache::default(),
+            cache: PerBatchSize::default(),
         })
     }
 
@@ -770,9 +734,9 @@ impl GnnNet {
         let g = &self.graph;
         let b = obs.n_samples();
         let (e, w, s) = (g.n_echelons, g.n_warehouses, g.n_stores);
-        let bg = self
-            .cache
-            .get(g, b, self.edge_update.first_width, self.width);
+        let bg = self.cache.get_or_build(b, || {
+            BatchGraph::new(g, b, self.edge_update.first_width, self.width)
+        });
         debug_assert_eq!(self.initial_edge.first_width, self.edge_update.first_width);
 
         // node features (B·n, F), rows b·n + v

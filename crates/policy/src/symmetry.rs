@@ -17,7 +17,7 @@
 //! rows and the ELU in blocks of rows, with a hand-written backward pass).
 
 use crate::allocation::proportional;
-use crate::dense::{BlockIndex, DenseElu};
+use crate::dense::{BlockIndex, DenseElu, PerBatchSize};
 use crate::mlp::{Activation, Mlp, MlpSpec};
 use crate::observation::{Feature, NetworkShape, Observation};
 use crate::policy::{PolicyError, repeat_rows_index};
@@ -108,6 +108,8 @@ pub struct SymmetryAwareNet {
     store_first_activation: Activation,
     /// Store layers after the first (`h1 → … → 1`, softplus output), if any.
     store_tail: Option<Mlp>,
+    /// The repeat-rows gather of the fused first store layer, by batch size.
+    repeat_index: PerBatchSize<BlockIndex>,
 }
 
 impl SymmetryAwareNet {
@@ -222,6 +224,7 @@ impl SymmetryAwareNet {
             store_bias,
             store_first_activation,
             store_tail,
+            repeat_index: PerBatchSize::default(),
         })
     }
 
@@ -303,7 +306,10 @@ impl SymmetryAwareNet {
             // one fused node: elu(bias + ctx[b] + x_s · W_loc) over the store rows
             let op = DenseElu {
                 residual: false,
-                gather: Some(Arc::new(repeat_rows_blocks(b, s, tape.shape(ctx).1))),
+                gather: Some(
+                    self.repeat_index
+                        .get_or_build(b, || repeat_rows_blocks(b, s, tape.shape(ctx).1)),
+                ),
             };
             tape.custom(Arc::new(op), &[local, w_loc, bias, ctx])
         } else {
