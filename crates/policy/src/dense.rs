@@ -108,19 +108,40 @@ impl BlockIndex {
         )
     }
 
+    /// Floats per block.
+    pub(crate) fn block_width(&self) -> usize {
+        self.block
+    }
+
     #[inline]
     fn weight(&self, k: usize) -> f32 {
         self.csr.weights.as_ref().map_or(1.0, |w| w[k])
     }
 
-    /// Adds the gathered blocks into `out`, which holds output blocks `first ..`.
-    pub(crate) fn gather_into(&self, x: &[f32], out: &mut [f32], first: usize) {
+    /// Writes output blocks `first ..` into `out`: each is `start` (a block-wide row) plus its
+    /// gathered blocks, added in entry order — the bits of filling `out` with `start` and then
+    /// adding, without the separate fill pass (a `memcpy` call per row for a bias).
+    pub(crate) fn gather_into(&self, x: &[f32], out: &mut [f32], first: usize, start: &[f32]) {
         let bw = self.block;
+        assert_eq!(start.len(), bw, "block gather: start row width");
         for (i, dst) in out.chunks_exact_mut(bw).enumerate() {
             let o = first + i;
-            for k in self.csr.offsets[o] as usize..self.csr.offsets[o + 1] as usize {
-                let w = self.weight(k);
-                let src = self.csr.sources[k] as usize * bw;
+            let entries = self.csr.offsets[o] as usize..self.csr.offsets[o + 1] as usize;
+            let mut entries = entries.map(|k| (self.weight(k), self.csr.sources[k] as usize * bw));
+            match entries.next() {
+                // the first entry writes start + w·x, the others add
+                Some((w, src)) => {
+                    for ((d, &s0), &v) in dst.iter_mut().zip(start).zip(&x[src..src + bw]) {
+                        *d = s0 + w * v;
+                    }
+                }
+                None => {
+                    for (d, &s0) in dst.iter_mut().zip(start) {
+                        *d = s0;
+                    }
+                }
+            }
+            for (w, src) in entries {
                 for (d, &v) in dst.iter_mut().zip(&x[src..src + bw]) {
                     *d += w * v;
                 }
@@ -181,12 +202,9 @@ struct DenseBlock<'a> {
 impl DenseBlock<'_> {
     /// `out = f(x · w + bias [+ gathered])`, `f` applied to each output as the product finishes it.
     fn product_into(&self, out: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
-        let o = self.shape.2;
         match self.gathered {
             Some((index, p)) => {
-                out.chunks_exact_mut(o)
-                    .for_each(|row| row.copy_from_slice(self.bias));
-                index.gather_into(p, out, self.first_row);
+                index.gather_into(p, out, self.first_row, self.bias);
                 hdpo_autodiff::gemm::matmul_map(out, true, self.x, self.w, self.shape, f);
             }
             None => hdpo_autodiff::gemm::matmul_bias_map(
@@ -502,6 +520,32 @@ mod tests {
             let h = (i as u32 * 7919 + j as u32 * 104_729 + seed).wrapping_mul(2_654_435_761);
             (h >> 8) as f32 / (1u32 << 24) as f32 - 0.5
         })
+    }
+
+    /// Starting each output block from a row inside the gather has the bits of filling the
+    /// output with that row and then adding the gathered blocks, also for blocks with no entry.
+    #[test]
+    fn gather_from_a_start_row_equals_fill_then_add() {
+        let (bw, n_out, n_src) = (16, 9, 5);
+        // output 3 has no entry; others one to three, with weights
+        let triples: Vec<(u32, u32, f32)> = (0..n_out as u32)
+            .filter(|&o| o != 3)
+            .flat_map(|o| (0..1 + o % 3).map(move |e| (o, (o + e) % n_src as u32, 0.5 + e as f32)))
+            .collect();
+        let index = BlockIndex::new(Csr::from_triples(n_out, &triples), bw, 1, 1);
+        let x = filled(n_src, bw, 1);
+        let start = filled(1, bw, 2);
+        let (xs, ss) = (x.as_slice().unwrap(), start.as_slice().unwrap());
+        let mut want = ss.repeat(n_out);
+        for &(o, src, w) in &triples {
+            for j in 0..bw {
+                want[o as usize * bw + j] += w * xs[src as usize * bw + j];
+            }
+        }
+        let mut got = vec![f32::NAN; n_out * bw];
+        index.gather_into(xs, &mut got, 0, ss);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want));
     }
 
     /// `backward_into` overwrites fresh buffers (here full of NaN) with exactly what `backward`

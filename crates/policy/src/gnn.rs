@@ -935,9 +935,13 @@ impl CustomOp for BlockGather {
 
     fn forward(&self, inputs: &[&Array2<f32>], output: &mut Array2<f32>) {
         let out = output.as_slice_mut().expect("standard layout");
-        out.fill(0.0);
-        self.0
-            .gather_into(inputs[0].as_slice().expect("standard layout"), out, 0);
+        let zeros = vec![0.0; self.0.block_width()];
+        self.0.gather_into(
+            inputs[0].as_slice().expect("standard layout"),
+            out,
+            0,
+            &zeros,
+        );
     }
 
     fn backward(
