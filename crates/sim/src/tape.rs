@@ -18,7 +18,7 @@ use crate::config::{Objective, UnmetDemand};
 use crate::dynamics::{self, StepError};
 use crate::state::{State, Statics};
 use hdpo_autodiff::{CustomOp, Tape, Var};
-use ndarray::{Array2, s};
+use ndarray::Array2;
 use std::sync::Arc;
 
 /// Marks a request served by the outside supplier (never rationed).
@@ -461,8 +461,16 @@ impl TapeDynamics {
 // The fused ops. Each: the forward formula (from `dynamics`) and its VJP side by side.
 // =================================================================================================
 
-fn col0(x: &Array2<f32>, r: usize) -> f32 {
-    x[[r, 0]]
+/// The elements of a tape value, row-major. Tape values are always in standard layout; the fused
+/// ops index these flat slices (no per-element bounds checks of 2-D indexing).
+fn flat(x: &Array2<f32>) -> &[f32] {
+    x.as_slice().expect("tape values are in standard layout")
+}
+
+/// [`flat`] for an output or gradient buffer.
+fn flat_mut(x: &mut Array2<f32>) -> &mut [f32] {
+    x.as_slice_mut()
+        .expect("tape values are in standard layout")
 }
 
 /// `(∂cost/∂on_hand, ∂cost/∂demand)` of the store cost; 0 at the kink `on == d` (the engine's
@@ -525,15 +533,11 @@ impl CustomOp for StoreCost {
         (inputs[0].0, 1)
     }
     fn forward(&self, inputs: &[&Array2<f32>], output: &mut Array2<f32>) {
-        let (pipe, demand) = (inputs[0], inputs[1]);
-        for r in 0..pipe.nrows() {
-            let (on, d, h, p) = (
-                col0(pipe, r),
-                demand[[r, 0]],
-                self.holding[r],
-                self.underage[r],
-            );
-            output[[r, 0]] = match self.objective {
+        let l = inputs[0].ncols();
+        let (pipe, demand) = (flat(inputs[0]), flat(inputs[1]));
+        for (r, o) in flat_mut(output).iter_mut().enumerate() {
+            let (on, d, h, p) = (pipe[r * l], demand[r], self.holding[r], self.underage[r]);
+            *o = match self.objective {
                 Objective::Cost => dynamics::store_cost(on, d, h, p),
                 Objective::Profit => dynamics::store_profit_cost(on, d, h, p),
             };
@@ -604,22 +608,23 @@ impl CustomOp for StoreAdvance {
         inputs[0]
     }
     fn forward(&self, inputs: &[&Array2<f32>], out: &mut Array2<f32>) {
-        let (pipe, demand, received) = (inputs[0], inputs[1], inputs[2]);
-        let l = pipe.ncols();
-        out.slice_mut(s![.., ..l - 1])
-            .assign(&pipe.slice(s![.., 1..]));
-        out.column_mut(l - 1).fill(0.0);
-        for r in 0..pipe.nrows() {
-            out[[r, 0]] += match self.unmet {
-                UnmetDemand::Lost => dynamics::leftover_lost(pipe[[r, 0]], demand[[r, 0]]),
-                UnmetDemand::Backlogged => {
-                    dynamics::leftover_backlogged(pipe[[r, 0]], demand[[r, 0]])
-                }
+        let l = inputs[0].ncols();
+        let ns = self.n_sources;
+        let (pipe, demand, received) = (flat(inputs[0]), flat(inputs[1]), flat(inputs[2]));
+        for (r, (next, row)) in flat_mut(out)
+            .chunks_exact_mut(l)
+            .zip(pipe.chunks_exact(l))
+            .enumerate()
+        {
+            next[..l - 1].copy_from_slice(&row[1..]);
+            next[l - 1] = 0.0;
+            next[0] += match self.unmet {
+                UnmetDemand::Lost => dynamics::leftover_lost(row[0], demand[r]),
+                UnmetDemand::Backlogged => dynamics::leftover_backlogged(row[0], demand[r]),
             };
-            for w in 0..self.n_sources {
-                let k = r * self.n_sources + w;
+            for k in r * ns..(r + 1) * ns {
                 if self.edge[k] {
-                    out[[r, self.slot[k] as usize]] += received[[r, w]];
+                    next[self.slot[k] as usize] += received[k];
                 }
             }
         }
@@ -686,8 +691,7 @@ impl Ration {
     /// Requested total per supplier row.
     fn totals(&self, requests: &[f32]) -> Vec<f32> {
         let mut total = vec![0.0f32; self.n_suppliers];
-        for (k, &q) in requests.iter().enumerate() {
-            let s = self.supplier_row[k];
+        for (&q, &s) in requests.iter().zip(&self.supplier_row) {
             if s != OUTSIDE_SUPPLIER {
                 total[s as usize] += q;
             }
@@ -710,16 +714,15 @@ impl CustomOp for Ration {
         inputs[0]
     }
     fn forward(&self, inputs: &[&Array2<f32>], out: &mut Array2<f32>) {
-        let q = inputs[0].as_slice().expect("standard layout");
-        let supply = inputs[1];
+        let q = flat(inputs[0]);
+        let (supply, l) = (flat(inputs[1]), inputs[1].ncols());
         let total = self.totals(q);
-        let o = out.as_slice_mut().expect("standard layout");
-        for (k, (o, &q)) in o.iter_mut().zip(q).enumerate() {
-            let s = self.supplier_row[k];
+        for ((o, &q), &s) in flat_mut(out).iter_mut().zip(q).zip(&self.supplier_row) {
             *o = if s == OUTSIDE_SUPPLIER {
                 q
             } else {
-                q * dynamics::rationing_factor(supply[[s as usize, 0]], total[s as usize])
+                let s = s as usize;
+                q * dynamics::rationing_factor(supply[s * l], total[s])
             };
         }
     }
@@ -731,35 +734,33 @@ impl CustomOp for Ration {
         grads: &mut [Option<Array2<f32>>],
     ) {
         // Where k < 1: out_i = q_i·A/T ⇒ ∂/∂q_j = k·δ_ij − q_i·A/T², ∂/∂A = q_i/T.
-        let q = inputs[0].as_slice().expect("standard layout");
-        let gs = g.as_slice().expect("standard layout");
-        let supply = inputs[1];
+        let q = flat(inputs[0]);
+        let (supply, l) = (flat(inputs[1]), inputs[1].ncols());
+        let gs = flat(g);
         let total = self.totals(q);
         let mut gq_dot = vec![0.0f32; self.n_suppliers]; // Σ_i g_i q_i per supplier
-        for (k, (&gi, &qi)) in gs.iter().zip(q).enumerate() {
-            let s = self.supplier_row[k];
+        for ((&gi, &qi), &s) in gs.iter().zip(q).zip(&self.supplier_row) {
             if s != OUTSIDE_SUPPLIER {
                 gq_dot[s as usize] += gi * qi;
             }
         }
         // the unscaled branch of `rationing_factor` (k = 1) applies when total ≤ max(on-hand, 0)
-        let binds = |s: usize| total[s] > 0.0 && total[s] > supply[[s, 0]].max(0.0);
+        let binds = |s: usize| total[s] > 0.0 && total[s] > supply[s * l].max(0.0);
         if let Some(gr) = grads[0].as_mut() {
-            let d = gr.as_slice_mut().expect("standard layout");
-            for (k, (d, &gi)) in d.iter_mut().zip(gs).enumerate() {
-                let s = self.supplier_row[k];
+            for ((d, &gi), &s) in flat_mut(gr).iter_mut().zip(gs).zip(&self.supplier_row) {
                 if s == OUTSIDE_SUPPLIER || !binds(s as usize) {
                     *d += gi;
                 } else {
-                    let (a, t) = (supply[[s as usize, 0]], total[s as usize]);
-                    *d += (a / t) * gi - (a / (t * t)) * gq_dot[s as usize];
+                    let s = s as usize;
+                    let (a, t) = (supply[s * l], total[s]);
+                    *d += (a / t) * gi - (a / (t * t)) * gq_dot[s];
                 }
             }
         }
         if let Some(gs_supply) = grads[1].as_mut() {
-            for s in 0..self.n_suppliers {
-                if binds(s) && supply[[s, 0]] > 0.0 {
-                    gs_supply[[s, 0]] += gq_dot[s] / total[s];
+            for (s, gs_row) in flat_mut(gs_supply).chunks_exact_mut(l).enumerate() {
+                if binds(s) && supply[s * l] > 0.0 {
+                    gs_row[0] += gq_dot[s] / total[s];
                 }
             }
         }
@@ -786,11 +787,12 @@ impl CustomOp for Outflow {
         (self.n_rows, 1)
     }
     fn forward(&self, inputs: &[&Array2<f32>], out: &mut Array2<f32>) {
+        let out = flat_mut(out);
         out.fill(0.0);
         for (x, map) in inputs.iter().zip(&self.maps) {
-            for (&v, &s) in x.as_slice().expect("standard layout").iter().zip(map) {
+            for (&v, &s) in flat(x).iter().zip(map) {
                 if s != OUTSIDE_SUPPLIER {
-                    out[[s as usize, 0]] += v;
+                    out[s as usize] += v;
                 }
             }
         }
@@ -802,16 +804,12 @@ impl CustomOp for Outflow {
         g: &Array2<f32>,
         grads: &mut [Option<Array2<f32>>],
     ) {
+        let g = flat(g);
         for (gx, map) in grads.iter_mut().zip(&self.maps) {
             if let Some(gx) = gx.as_mut() {
-                for (d, &s) in gx
-                    .as_slice_mut()
-                    .expect("standard layout")
-                    .iter_mut()
-                    .zip(map)
-                {
+                for (d, &s) in flat_mut(gx).iter_mut().zip(map) {
                     if s != OUTSIDE_SUPPLIER {
-                        *d += g[[s as usize, 0]];
+                        *d += g[s as usize];
                     }
                 }
             }
@@ -835,11 +833,13 @@ impl CustomOp for UpstreamCost {
         (inputs[0].0, 1)
     }
     fn forward(&self, inputs: &[&Array2<f32>], out: &mut Array2<f32>) {
-        let (pipe, outflow, order) = (inputs[0], inputs[1], inputs[2]);
-        for r in 0..pipe.nrows() {
-            let leftover = pipe[[r, 0]] - outflow[[r, 0]];
-            out[[r, 0]] = dynamics::holding_cost(self.holding[r], leftover)
-                + dynamics::edge_cost(self.edge_cost[r], order[[r, 0]]);
+        let l = inputs[0].ncols();
+        let (pipe, outflow, order) = (flat(inputs[0]), flat(inputs[1]), flat(inputs[2]));
+        let out = flat_mut(out);
+        for (r, o) in out.iter_mut().enumerate() {
+            let leftover = pipe[r * l] - outflow[r];
+            *o = dynamics::holding_cost(self.holding[r], leftover)
+                + dynamics::edge_cost(self.edge_cost[r], order[r]);
         }
     }
     fn backward(
@@ -849,18 +849,30 @@ impl CustomOp for UpstreamCost {
         g: &Array2<f32>,
         grads: &mut [Option<Array2<f32>>],
     ) {
-        let (pipe, outflow) = (inputs[0], inputs[1]);
-        for r in 0..pipe.nrows() {
-            let post = pipe[[r, 0]] - outflow[[r, 0]];
-            let d_post = if post > 0.0 { self.holding[r] } else { 0.0 };
-            if let Some(gp) = grads[0].as_mut() {
-                gp[[r, 0]] += g[[r, 0]] * d_post;
+        let l = inputs[0].ncols();
+        let (pipe, outflow, g) = (flat(inputs[0]), flat(inputs[1]), flat(g));
+        let [gp, go, gq] = grads else {
+            unreachable!("upstream_cost has three inputs")
+        };
+        // one pass per input gradient over flat slices (no per-element bounds checks or branches
+        // on which gradients are wanted); the same operations per element
+        let d_post = |r: usize| {
+            let post = pipe[r * l] - outflow[r];
+            if post > 0.0 { self.holding[r] } else { 0.0 }
+        };
+        if let Some(gp) = gp.as_mut() {
+            for (r, gp_row) in flat_mut(gp).chunks_exact_mut(l).enumerate() {
+                gp_row[0] += g[r] * d_post(r);
             }
-            if let Some(go) = grads[1].as_mut() {
-                go[[r, 0]] -= g[[r, 0]] * d_post;
+        }
+        if let Some(go) = go.as_mut() {
+            for (r, d) in flat_mut(go).iter_mut().enumerate() {
+                *d -= g[r] * d_post(r);
             }
-            if let Some(gq) = grads[2].as_mut() {
-                gq[[r, 0]] += g[[r, 0]] * self.edge_cost[r];
+        }
+        if let Some(gq) = gq.as_mut() {
+            for ((d, &g_r), &c) in flat_mut(gq).iter_mut().zip(g).zip(&self.edge_cost) {
+                *d += g_r * c;
             }
         }
     }
@@ -882,14 +894,17 @@ impl CustomOp for UpstreamAdvance {
         inputs[0]
     }
     fn forward(&self, inputs: &[&Array2<f32>], out: &mut Array2<f32>) {
-        let (pipe, outflow, order) = (inputs[0], inputs[1], inputs[2]);
-        let l = pipe.ncols();
-        out.slice_mut(s![.., ..l - 1])
-            .assign(&pipe.slice(s![.., 1..]));
-        out.column_mut(l - 1).fill(0.0);
-        for r in 0..pipe.nrows() {
-            out[[r, 0]] += pipe[[r, 0]] - outflow[[r, 0]];
-            out[[r, self.slot[r] as usize]] += order[[r, 0]];
+        let l = inputs[0].ncols();
+        let (pipe, outflow, order) = (flat(inputs[0]), flat(inputs[1]), flat(inputs[2]));
+        for (r, (next, row)) in flat_mut(out)
+            .chunks_exact_mut(l)
+            .zip(pipe.chunks_exact(l))
+            .enumerate()
+        {
+            next[..l - 1].copy_from_slice(&row[1..]);
+            next[l - 1] = 0.0;
+            next[0] += row[0] - outflow[r];
+            next[self.slot[r] as usize] += order[r];
         }
     }
     fn backward(
@@ -900,18 +915,31 @@ impl CustomOp for UpstreamAdvance {
         grads: &mut [Option<Array2<f32>>],
     ) {
         let l = inputs[0].ncols();
-        for r in 0..inputs[0].nrows() {
-            if let Some(gp) = grads[0].as_mut() {
-                for j in 0..l - 1 {
-                    gp[[r, j + 1]] += g[[r, j]];
+        let g = flat(g);
+        let [gp, go, gq] = grads else {
+            unreachable!("upstream_advance has three inputs")
+        };
+        if let Some(gp) = gp.as_mut() {
+            for (gp_row, g_row) in flat_mut(gp).chunks_exact_mut(l).zip(g.chunks_exact(l)) {
+                // next[j] = pipe[j + 1] (plus pipe[0] − outflow in slot 0)
+                for (dst, &v) in gp_row[1..].iter_mut().zip(&g_row[..l - 1]) {
+                    *dst += v;
                 }
-                gp[[r, 0]] += g[[r, 0]];
+                gp_row[0] += g_row[0];
             }
-            if let Some(go) = grads[1].as_mut() {
-                go[[r, 0]] -= g[[r, 0]];
+        }
+        if let Some(go) = go.as_mut() {
+            for (d, g_row) in flat_mut(go).iter_mut().zip(g.chunks_exact(l)) {
+                *d -= g_row[0];
             }
-            if let Some(gq) = grads[2].as_mut() {
-                gq[[r, 0]] += g[[r, self.slot[r] as usize]];
+        }
+        if let Some(gq) = gq.as_mut() {
+            for ((d, g_row), &slot) in flat_mut(gq)
+                .iter_mut()
+                .zip(g.chunks_exact(l))
+                .zip(&self.slot)
+            {
+                *d += g_row[slot as usize];
             }
         }
     }
