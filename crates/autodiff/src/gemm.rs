@@ -157,9 +157,7 @@ fn matmul_from(c: &mut [f32], start: Start, a: &[f32], b: &[f32], m: usize, k: u
         return;
     }
     if let Start::Bias(bias) = start {
-        for row in c.chunks_exact_mut(n) {
-            row.copy_from_slice(bias);
-        }
+        fill_rows(c, bias);
     }
     let accumulate = !matches!(start, Start::Zero);
     if k == 0 {
@@ -180,6 +178,22 @@ fn matmul_from(c: &mut [f32], start: Start, a: &[f32], b: &[f32], m: usize, k: u
         return;
     }
     packed(c, accumulate, (m, k, n), (a, k, 1), (b, n, 1));
+}
+
+/// Sets every row of `c` to `row`: the first row, then blocks of already filled rows copied on,
+/// doubling each time (a few large copies instead of a `memcpy` call per narrow row).
+fn fill_rows(c: &mut [f32], row: &[f32]) {
+    let n = row.len();
+    if c.is_empty() {
+        return;
+    }
+    c[..n].copy_from_slice(row);
+    let mut filled = n;
+    while filled < c.len() {
+        let len = filled.min(c.len() - filled);
+        c.copy_within(..len, filled);
+        filled += len;
+    }
 }
 
 /// True when [`matmul`] with inner dimension `k` and `n` outputs goes to the general GEMM, which
@@ -242,13 +256,8 @@ pub fn matmul_a_bt(
         }
         out.resize(m * width, 0.0);
         matmul(out, false, a, bt, m, k, width);
-        for (c_row, o_row) in c.chunks_exact_mut(n).zip(out.chunks_exact(width)) {
-            if accumulate {
-                c_row.iter_mut().zip(o_row).for_each(|(c, &o)| *c += o);
-            } else {
-                c_row.copy_from_slice(&o_row[..n]);
-            }
-        }
+        // the first n columns (a plain loop per row, not a `memcpy` call per row)
+        crate::kernels::copy_columns((c, n, 0), (out, width, 0), n, accumulate);
     });
 }
 

@@ -244,9 +244,17 @@ pub fn copy_columns(
                 &s[src_start..src_start + width],
             )
         });
+    // fixed widths up to 8 move each row with a few register moves; wider blocks loop
     match (width, accumulate) {
         (1, false) => pairs.for_each(|(d, s)| d[0] = s[0]),
         (1, true) => pairs.for_each(|(d, s)| d[0] += s[0]),
+        (2, _) => move_fixed::<2>(pairs, accumulate),
+        (3, _) => move_fixed::<3>(pairs, accumulate),
+        (4, _) => move_fixed::<4>(pairs, accumulate),
+        (5, _) => move_fixed::<5>(pairs, accumulate),
+        (6, _) => move_fixed::<6>(pairs, accumulate),
+        (7, _) => move_fixed::<7>(pairs, accumulate),
+        (8, _) => move_fixed::<8>(pairs, accumulate),
         (_, false) => pairs.for_each(|(d, s)| {
             for (d, &v) in d.iter_mut().zip(s) {
                 *d = v;
@@ -257,6 +265,22 @@ pub fn copy_columns(
                 *d += v;
             }
         }),
+    }
+}
+
+/// The rows of [`copy_columns`] for a block of `W` columns known at compile time.
+fn move_fixed<'a, const W: usize>(
+    pairs: impl Iterator<Item = (&'a mut [f32], &'a [f32])>,
+    accumulate: bool,
+) {
+    for (d, s) in pairs {
+        let d: &mut [f32; W] = d.try_into().expect("a block of W columns");
+        let s: &[f32; W] = s.try_into().expect("a block of W columns");
+        if accumulate {
+            d.iter_mut().zip(s).for_each(|(d, &v)| *d += v);
+        } else {
+            *d = *s;
+        }
     }
 }
 

@@ -382,6 +382,15 @@ fn zip_broadcast(
 ) {
     let (rows, cols) = out.dim();
     let out = out.as_slice_mut().expect("standard layout");
+    if a.dim() == (rows, cols) && b.dim() == (rows, cols) {
+        // no broadcast: one flat pass (a row at a time costs more than the work for narrow rows)
+        let (a, b) = (a.as_slice().expect("layout"), b.as_slice().expect("layout"));
+        out.iter_mut()
+            .zip(a)
+            .zip(b)
+            .for_each(|((o, &x), &y)| *o = f(x, y));
+        return;
+    }
     for i in 0..rows {
         let (ar, br) = (bcast_row(a, i), bcast_row(b, i));
         let o = &mut out[i * cols..(i + 1) * cols];
@@ -424,6 +433,16 @@ fn binary_partial(
     let (rows, cols) = g.dim();
     let gs = g.as_slice().expect("standard layout");
     let d = dst.as_slice_mut().expect("standard layout");
+    if a.dim() == (rows, cols) && b.dim() == (rows, cols) {
+        // no broadcast: one flat pass (the same operations per element)
+        let n = gs.len();
+        let (a, b) = (
+            &a.as_slice().expect("layout")[..n],
+            &b.as_slice().expect("layout")[..n],
+        );
+        elementwise_partial(&mut d[..n], fresh, gs, |j| partial(a[j], b[j]));
+        return;
+    }
     for i in 0..rows {
         let (ar, br) = (bcast_row(a, i), bcast_row(b, i));
         let gr = &gs[i * cols..(i + 1) * cols];

@@ -473,6 +473,42 @@ fn flat_mut(x: &mut Array2<f32>) -> &mut [f32] {
         .expect("tape values are in standard layout")
 }
 
+/// Writes (`fresh`: the buffer has unspecified contents) or adds `v` into a gradient element.
+#[inline(always)]
+fn put(d: &mut f32, fresh: bool, v: f32) {
+    if fresh {
+        *d = v;
+    } else {
+        *d += v;
+    }
+}
+
+/// The pipeline shift of an advance, on whole `(R, L)` arrays: `next[r, j] = pipe[r, j + 1]` for
+/// `j < L − 1` and `next[r, L − 1] = 0`. One flat copy (shifted by one element), then the last
+/// slot of every row (which the flat copy filled with the next row's first) set to 0.
+fn shift_rows_left(next: &mut [f32], pipe: &[f32], l: usize) {
+    let n = pipe.len();
+    next[..n - 1].copy_from_slice(&pipe[1..]);
+    for row in next.chunks_exact_mut(l) {
+        row[l - 1] = 0.0;
+    }
+}
+
+/// The adjoint of [`shift_rows_left`] except slot 0: `gp[r, j + 1] (+)= g[r, j]` for `j < L − 1`.
+/// When `fresh`, slot 0 of each row is left with an unspecified value for the caller to write.
+fn shift_rows_left_adjoint(gp: &mut [f32], fresh: bool, g: &[f32], l: usize) {
+    if fresh {
+        let n = g.len();
+        gp[1..].copy_from_slice(&g[..n - 1]);
+        return;
+    }
+    for (gp_row, g_row) in gp.chunks_exact_mut(l).zip(g.chunks_exact(l)) {
+        for (dst, &v) in gp_row[1..].iter_mut().zip(&g_row[..l - 1]) {
+            *dst += v;
+        }
+    }
+}
+
 /// `(∂cost/∂on_hand, ∂cost/∂demand)` of the store cost; 0 at the kink `on == d` (the engine's
 /// convention for `max(x, 0)`), except profit mode's `min(on, d)`, which splits a tie 0.5 / 0.5.
 fn store_cost_partials(
@@ -546,37 +582,46 @@ impl CustomOp for StoreCost {
     fn backward(
         &self,
         inputs: &[&Array2<f32>],
-        _: &Array2<f32>,
+        output: &Array2<f32>,
         g: &Array2<f32>,
         grads: &mut [Option<Array2<f32>>],
     ) {
-        let (pipe, demand) = (inputs[0], inputs[1]);
-        let l = pipe.ncols();
-        let contiguous = "store_cost: standard layout";
-        let (pipe, demand, g) = (
-            pipe.as_slice().expect(contiguous),
-            demand.as_slice().expect(contiguous),
-            g.as_slice().expect(contiguous),
-        );
+        self.backward_into(inputs, output, g, grads, &[false; 2]);
+    }
+    fn backward_into(
+        &self,
+        inputs: &[&Array2<f32>],
+        _: &Array2<f32>,
+        g: &Array2<f32>,
+        grads: &mut [Option<Array2<f32>>],
+        fresh: &[bool],
+    ) {
+        let l = inputs[0].ncols();
+        let (pipe, demand, g) = (flat(inputs[0]), flat(inputs[1]), flat(g));
         let [gp, gd] = grads else {
             unreachable!("store_cost has two inputs")
         };
-        let mut gp = gp.as_mut().map(|a| a.as_slice_mut().expect(contiguous));
-        let mut gd = gd.as_mut().map(|a| a.as_slice_mut().expect(contiguous));
-        // flat slices instead of 2-D indexing (no per-element bounds checks); same operations
-        for (r, &g_r) in g.iter().enumerate() {
-            let (d_on, d_demand) = store_cost_partials(
+        let partials = |r: usize| {
+            store_cost_partials(
                 pipe[r * l],
                 demand[r],
                 self.holding[r],
                 self.underage[r],
                 self.objective,
-            );
-            if let Some(gp) = gp.as_deref_mut() {
-                gp[r * l] += g_r * d_on;
+            )
+        };
+        if let Some(gp) = gp.as_mut() {
+            // only the on-hand (slot 0) has a gradient
+            for (r, gp_row) in flat_mut(gp).chunks_exact_mut(l).enumerate() {
+                if fresh[0] {
+                    gp_row.fill(0.0);
+                }
+                gp_row[0] += g[r] * partials(r).0;
             }
-            if let Some(gd) = gd.as_deref_mut() {
-                gd[r] += g_r * d_demand;
+        }
+        if let Some(gd) = gd.as_mut() {
+            for (r, d) in flat_mut(gd).iter_mut().enumerate() {
+                put(d, fresh[1], g[r] * partials(r).1);
             }
         }
     }
@@ -611,13 +656,13 @@ impl CustomOp for StoreAdvance {
         let l = inputs[0].ncols();
         let ns = self.n_sources;
         let (pipe, demand, received) = (flat(inputs[0]), flat(inputs[1]), flat(inputs[2]));
-        for (r, (next, row)) in flat_mut(out)
+        let out = flat_mut(out);
+        shift_rows_left(out, pipe, l);
+        for (r, (next, row)) in out
             .chunks_exact_mut(l)
             .zip(pipe.chunks_exact(l))
             .enumerate()
         {
-            next[..l - 1].copy_from_slice(&row[1..]);
-            next[l - 1] = 0.0;
             next[0] += match self.unmet {
                 UnmetDemand::Lost => dynamics::leftover_lost(row[0], demand[r]),
                 UnmetDemand::Backlogged => dynamics::leftover_backlogged(row[0], demand[r]),
@@ -632,45 +677,50 @@ impl CustomOp for StoreAdvance {
     fn backward(
         &self,
         inputs: &[&Array2<f32>],
-        _: &Array2<f32>,
+        output: &Array2<f32>,
         g: &Array2<f32>,
         grads: &mut [Option<Array2<f32>>],
     ) {
-        let (pipe, demand) = (inputs[0], inputs[1]);
-        let l = pipe.ncols();
+        self.backward_into(inputs, output, g, grads, &[false; 3]);
+    }
+    fn backward_into(
+        &self,
+        inputs: &[&Array2<f32>],
+        _: &Array2<f32>,
+        g: &Array2<f32>,
+        grads: &mut [Option<Array2<f32>>],
+        fresh: &[bool],
+    ) {
+        let l = inputs[0].ncols();
         let ns = self.n_sources;
-        let contiguous = "store_advance: standard layout";
-        let (pipe, demand, g) = (
-            pipe.as_slice().expect(contiguous),
-            demand.as_slice().expect(contiguous),
-            g.as_slice().expect(contiguous),
-        );
+        let (pipe, demand, g) = (flat(inputs[0]), flat(inputs[1]), flat(g));
         let [gp, gd, gr] = grads else {
             unreachable!("store_advance has three inputs")
         };
-        let mut gp = gp.as_mut().map(|a| a.as_slice_mut().expect(contiguous));
-        let mut gd = gd.as_mut().map(|a| a.as_slice_mut().expect(contiguous));
-        let mut gr = gr.as_mut().map(|a| a.as_slice_mut().expect(contiguous));
-        // row slices instead of 2-D indexing (no per-element bounds checks); same operations
-        for (r, g_row) in g.chunks_exact(l).enumerate() {
-            let (d_on, d_demand) = leftover_partials(pipe[r * l], demand[r], self.unmet);
-            if let Some(gp) = gp.as_deref_mut() {
-                let gp_row = &mut gp[r * l..(r + 1) * l];
-                // next[j] = pipe[j + 1] for j ≥ 0 (plus the leftover in slot 0)
-                for (dst, &v) in gp_row[1..].iter_mut().zip(&g_row[..l - 1]) {
-                    *dst += v;
-                }
-                gp_row[0] += g_row[0] * d_on;
+        let partials = |r: usize| leftover_partials(pipe[r * l], demand[r], self.unmet);
+        if let Some(gp) = gp.as_mut() {
+            // next[j] = pipe[j + 1] for j ≥ 0, plus the leftover in slot 0
+            let gp = flat_mut(gp);
+            shift_rows_left_adjoint(gp, fresh[0], g, l);
+            for (r, (gp_row, g_row)) in gp.chunks_exact_mut(l).zip(g.chunks_exact(l)).enumerate() {
+                put(&mut gp_row[0], fresh[0], g_row[0] * partials(r).0);
             }
-            if let Some(gd) = gd.as_deref_mut() {
-                gd[r] += g_row[0] * d_demand;
+        }
+        if let Some(gd) = gd.as_mut() {
+            for (r, (d, g_row)) in flat_mut(gd).iter_mut().zip(g.chunks_exact(l)).enumerate() {
+                put(d, fresh[1], g_row[0] * partials(r).1);
             }
-            if let Some(gr) = gr.as_deref_mut() {
-                for w in 0..ns {
-                    let k = r * ns + w;
-                    if self.edge[k] {
-                        gr[k] += g_row[self.slot[k] as usize];
-                    }
+        }
+        if let Some(gr) = gr.as_mut() {
+            let gr = flat_mut(gr);
+            for (r, g_row) in g.chunks_exact(l).enumerate() {
+                for k in r * ns..(r + 1) * ns {
+                    let v = if self.edge[k] {
+                        g_row[self.slot[k] as usize]
+                    } else {
+                        0.0
+                    };
+                    put(&mut gr[k], fresh[2], v);
                 }
             }
         }
@@ -729,9 +779,19 @@ impl CustomOp for Ration {
     fn backward(
         &self,
         inputs: &[&Array2<f32>],
+        output: &Array2<f32>,
+        g: &Array2<f32>,
+        grads: &mut [Option<Array2<f32>>],
+    ) {
+        self.backward_into(inputs, output, g, grads, &[false; 2]);
+    }
+    fn backward_into(
+        &self,
+        inputs: &[&Array2<f32>],
         _: &Array2<f32>,
         g: &Array2<f32>,
         grads: &mut [Option<Array2<f32>>],
+        fresh: &[bool],
     ) {
         // Where k < 1: out_i = q_i·A/T ⇒ ∂/∂q_j = k·δ_ij − q_i·A/T², ∂/∂A = q_i/T.
         let q = flat(inputs[0]);
@@ -748,17 +808,22 @@ impl CustomOp for Ration {
         let binds = |s: usize| total[s] > 0.0 && total[s] > supply[s * l].max(0.0);
         if let Some(gr) = grads[0].as_mut() {
             for ((d, &gi), &s) in flat_mut(gr).iter_mut().zip(gs).zip(&self.supplier_row) {
-                if s == OUTSIDE_SUPPLIER || !binds(s as usize) {
-                    *d += gi;
+                let v = if s == OUTSIDE_SUPPLIER || !binds(s as usize) {
+                    gi
                 } else {
                     let s = s as usize;
                     let (a, t) = (supply[s * l], total[s]);
-                    *d += (a / t) * gi - (a / (t * t)) * gq_dot[s];
-                }
+                    (a / t) * gi - (a / (t * t)) * gq_dot[s]
+                };
+                put(d, fresh[0], v);
             }
         }
         if let Some(gs_supply) = grads[1].as_mut() {
+            // only the on-hand (slot 0) has a gradient
             for (s, gs_row) in flat_mut(gs_supply).chunks_exact_mut(l).enumerate() {
+                if fresh[1] {
+                    gs_row.fill(0.0);
+                }
                 if binds(s) && supply[s * l] > 0.0 {
                     gs_row[0] += gq_dot[s] / total[s];
                 }
@@ -799,18 +864,32 @@ impl CustomOp for Outflow {
     }
     fn backward(
         &self,
+        inputs: &[&Array2<f32>],
+        output: &Array2<f32>,
+        g: &Array2<f32>,
+        grads: &mut [Option<Array2<f32>>],
+    ) {
+        let fresh = vec![false; grads.len()];
+        self.backward_into(inputs, output, g, grads, &fresh);
+    }
+    fn backward_into(
+        &self,
         _: &[&Array2<f32>],
         _: &Array2<f32>,
         g: &Array2<f32>,
         grads: &mut [Option<Array2<f32>>],
+        fresh: &[bool],
     ) {
         let g = flat(g);
-        for (gx, map) in grads.iter_mut().zip(&self.maps) {
+        for ((gx, map), &fresh) in grads.iter_mut().zip(&self.maps).zip(fresh) {
             if let Some(gx) = gx.as_mut() {
                 for (d, &s) in flat_mut(gx).iter_mut().zip(map) {
-                    if s != OUTSIDE_SUPPLIER {
-                        *d += g[s as usize];
-                    }
+                    let v = if s == OUTSIDE_SUPPLIER {
+                        0.0
+                    } else {
+                        g[s as usize]
+                    };
+                    put(d, fresh, v);
                 }
             }
         }
@@ -845,9 +924,19 @@ impl CustomOp for UpstreamCost {
     fn backward(
         &self,
         inputs: &[&Array2<f32>],
+        output: &Array2<f32>,
+        g: &Array2<f32>,
+        grads: &mut [Option<Array2<f32>>],
+    ) {
+        self.backward_into(inputs, output, g, grads, &[false; 3]);
+    }
+    fn backward_into(
+        &self,
+        inputs: &[&Array2<f32>],
         _: &Array2<f32>,
         g: &Array2<f32>,
         grads: &mut [Option<Array2<f32>>],
+        fresh: &[bool],
     ) {
         let l = inputs[0].ncols();
         let (pipe, outflow, g) = (flat(inputs[0]), flat(inputs[1]), flat(g));
@@ -861,18 +950,22 @@ impl CustomOp for UpstreamCost {
             if post > 0.0 { self.holding[r] } else { 0.0 }
         };
         if let Some(gp) = gp.as_mut() {
+            // only the on-hand (slot 0) has a gradient
             for (r, gp_row) in flat_mut(gp).chunks_exact_mut(l).enumerate() {
+                if fresh[0] {
+                    gp_row.fill(0.0);
+                }
                 gp_row[0] += g[r] * d_post(r);
             }
         }
         if let Some(go) = go.as_mut() {
             for (r, d) in flat_mut(go).iter_mut().enumerate() {
-                *d -= g[r] * d_post(r);
+                put(d, fresh[1], -(g[r] * d_post(r)));
             }
         }
         if let Some(gq) = gq.as_mut() {
             for ((d, &g_r), &c) in flat_mut(gq).iter_mut().zip(g).zip(&self.edge_cost) {
-                *d += g_r * c;
+                put(d, fresh[2], g_r * c);
             }
         }
     }
@@ -896,13 +989,13 @@ impl CustomOp for UpstreamAdvance {
     fn forward(&self, inputs: &[&Array2<f32>], out: &mut Array2<f32>) {
         let l = inputs[0].ncols();
         let (pipe, outflow, order) = (flat(inputs[0]), flat(inputs[1]), flat(inputs[2]));
-        for (r, (next, row)) in flat_mut(out)
+        let out = flat_mut(out);
+        shift_rows_left(out, pipe, l);
+        for (r, (next, row)) in out
             .chunks_exact_mut(l)
             .zip(pipe.chunks_exact(l))
             .enumerate()
         {
-            next[..l - 1].copy_from_slice(&row[1..]);
-            next[l - 1] = 0.0;
             next[0] += row[0] - outflow[r];
             next[self.slot[r] as usize] += order[r];
         }
@@ -910,9 +1003,19 @@ impl CustomOp for UpstreamAdvance {
     fn backward(
         &self,
         inputs: &[&Array2<f32>],
+        output: &Array2<f32>,
+        g: &Array2<f32>,
+        grads: &mut [Option<Array2<f32>>],
+    ) {
+        self.backward_into(inputs, output, g, grads, &[false; 3]);
+    }
+    fn backward_into(
+        &self,
+        inputs: &[&Array2<f32>],
         _: &Array2<f32>,
         g: &Array2<f32>,
         grads: &mut [Option<Array2<f32>>],
+        fresh: &[bool],
     ) {
         let l = inputs[0].ncols();
         let g = flat(g);
@@ -920,26 +1023,135 @@ impl CustomOp for UpstreamAdvance {
             unreachable!("upstream_advance has three inputs")
         };
         if let Some(gp) = gp.as_mut() {
-            for (gp_row, g_row) in flat_mut(gp).chunks_exact_mut(l).zip(g.chunks_exact(l)) {
-                // next[j] = pipe[j + 1] (plus pipe[0] − outflow in slot 0)
-                for (dst, &v) in gp_row[1..].iter_mut().zip(&g_row[..l - 1]) {
-                    *dst += v;
-                }
-                gp_row[0] += g_row[0];
+            // next[j] = pipe[j + 1], plus pipe[0] − outflow in slot 0
+            let gp = flat_mut(gp);
+            shift_rows_left_adjoint(gp, fresh[0], g, l);
+            for (gp_row, g_row) in gp.chunks_exact_mut(l).zip(g.chunks_exact(l)) {
+                put(&mut gp_row[0], fresh[0], g_row[0]);
             }
         }
         if let Some(go) = go.as_mut() {
             for (d, g_row) in flat_mut(go).iter_mut().zip(g.chunks_exact(l)) {
-                *d -= g_row[0];
+                if fresh[1] {
+                    *d = -g_row[0];
+                } else {
+                    *d -= g_row[0];
+                }
             }
         }
         if let Some(gq) = gq.as_mut() {
-            for ((d, g_row), &slot) in flat_mut(gq)
-                .iter_mut()
-                .zip(g.chunks_exact(l))
-                .zip(&self.slot)
-            {
-                *d += g_row[slot as usize];
+            let rows = g.chunks_exact(l).zip(&self.slot);
+            for (d, (g_row, &slot)) in flat_mut(gq).iter_mut().zip(rows) {
+                put(d, fresh[2], g_row[slot as usize]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Split;
+    use crate::scenario::ScenarioGenerator;
+    use crate::settings::{list_settings, setting};
+    use rand::{RngExt, SeedableRng};
+    use rand_pcg::Pcg64Mcg;
+
+    /// `backward_into` against the trait's plain `backward` (zeroed buffers, then `+=`): fresh
+    /// buffers full of NaN must come out equal to `0 + backward`, and existing adjoints must come
+    /// out equal to `adjoint + backward`.
+    fn check_backward_into(op: &dyn CustomOp, inputs: &[Array2<f32>], rng: &mut Pcg64Mcg) {
+        let views: Vec<&Array2<f32>> = inputs.iter().collect();
+        let shapes: Vec<(usize, usize)> = inputs.iter().map(|a| a.dim()).collect();
+        let mut output = Array2::zeros(op.output_shape(&shapes));
+        op.forward(&views, &mut output);
+        let g = output.mapv(|_| rng.random_range(-1.0..1.0f32));
+        let mut reference: Vec<Option<Array2<f32>>> =
+            shapes.iter().map(|&s| Some(Array2::zeros(s))).collect();
+        op.backward(&views, &output, &g, &mut reference);
+        let existing: Vec<Array2<f32>> = shapes
+            .iter()
+            .map(|&s| Array2::from_shape_simple_fn(s, || rng.random_range(-1.0..1.0f32)))
+            .collect();
+        for fresh in [true, false] {
+            let mut grads: Vec<Option<Array2<f32>>> = existing
+                .iter()
+                .map(|e| {
+                    Some(if fresh {
+                        e.mapv(|_| f32::NAN)
+                    } else {
+                        e.clone()
+                    })
+                })
+                .collect();
+            op.backward_into(&views, &output, &g, &mut grads, &vec![fresh; inputs.len()]);
+            for (k, (got, want)) in grads.iter().zip(&reference).enumerate() {
+                let (got, want) = (got.as_ref().unwrap(), want.as_ref().unwrap());
+                let want = if fresh {
+                    want.clone()
+                } else {
+                    want + &existing[k]
+                };
+                assert_eq!(got, &want, "{}: input {k}, fresh {fresh}", op.name());
+            }
+        }
+    }
+
+    #[test]
+    fn backward_into_matches_backward_on_every_setting() {
+        let mut rng = Pcg64Mcg::seed_from_u64(3);
+        for info in list_settings() {
+            let setting = setting(info.name).unwrap();
+            let sc = ScenarioGenerator::new(&setting, Split::Train)
+                .unwrap()
+                .generate(0..3, 2);
+            let st = &sc.statics;
+            let d = TapeDynamics::new(st);
+            let mut random = |rows: usize, cols: usize| {
+                Array2::from_shape_simple_fn((rows, cols), || rng.random_range(-2.0..8.0f32))
+            };
+            let (rs, rw, re) = (
+                st.n_samples * st.n_stores,
+                st.n_samples * st.n_warehouses,
+                st.n_samples * st.n_echelons,
+            );
+            let m = st.n_sources();
+            let store = random(rs, sc.initial.store.ncols());
+            let demand = random(rs, 1);
+            // shipments only on edges, as the step requires
+            let received = random(rs, m) * &st.lead_time.mapv(|lt| (lt > 0) as u8 as f32);
+            let mut cases: Vec<(&dyn CustomOp, Vec<Array2<f32>>)> = vec![
+                (&*d.store_cost, vec![store.clone(), demand.clone()]),
+                (&*d.store_advance, vec![store, demand, received.clone()]),
+            ];
+            let warehouse = (rw > 0).then(|| random(rw, sc.initial.warehouse.ncols()));
+            let echelon = (re > 0).then(|| random(re, sc.initial.echelon.ncols()));
+            if let Some(wh) = &warehouse {
+                let requests = random(rs, m).mapv(f32::abs) * 3.0;
+                cases.push((&*d.store_ration, vec![requests, wh.clone()]));
+                let outflow = random(rw, 1);
+                let order = random(rw, 1);
+                let op = d.warehouse_outflow.as_deref().unwrap();
+                cases.push((op, vec![received.clone()]));
+                let parts = vec![wh.clone(), outflow, order];
+                cases.push((d.warehouse_cost.as_deref().unwrap(), parts.clone()));
+                cases.push((d.warehouse_advance.as_deref().unwrap(), parts));
+            }
+            if let (Some(ech), Some(_)) = (&echelon, &warehouse) {
+                let wh_order = random(rw, 1).mapv(f32::abs);
+                let ech_order = random(re, 1).mapv(f32::abs);
+                let op = d.warehouse_ration.as_deref().unwrap();
+                cases.push((op, vec![wh_order.clone(), ech.clone()]));
+                let op = d.echelon_ration.as_deref().unwrap();
+                cases.push((op, vec![ech_order.clone(), ech.clone()]));
+                let op = d.echelon_outflow.as_deref().unwrap();
+                cases.push((op, vec![ech_order.clone(), wh_order]));
+                let parts = vec![ech.clone(), random(re, 1), ech_order];
+                cases.push((d.echelon_cost.as_deref().unwrap(), parts.clone()));
+                cases.push((d.echelon_advance.as_deref().unwrap(), parts));
+            }
+            for (op, inputs) in &cases {
+                check_backward_into(*op, inputs, &mut rng);
             }
         }
     }
