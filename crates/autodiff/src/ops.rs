@@ -51,7 +51,9 @@ pub enum Op {
     LinearAct { x: Var, w: Var, b: Var, act: Unary },
     /// A sum or mean over all elements, each row or each column.
     Reduce { kind: Reduce, x: Var },
-    /// Column-wise concatenation of `len` inputs stored from `start` in the tape's input lists.
+    /// Column-wise concatenation of `len` inputs stored from `start` in the tape's input lists,
+    /// each viewed as the output's rows ([`Tape::pack_cols`]; [`Tape::concat_cols`] when the row
+    /// counts are equal).
     Concat { start: u32, len: u32 },
     /// Columns `start .. start + width` of `x` (the width is the output's).
     SliceCols { x: Var, start: usize },
@@ -907,14 +909,39 @@ impl Tape {
     pub fn concat_cols(&mut self, parts: &[Var]) -> Var {
         assert!(!parts.is_empty(), "concat_cols: no inputs");
         let r = self.shape(parts[0]).0;
-        let c: usize = parts.iter().map(|&p| self.shape(p).1).sum();
-        let mut out = self.pool.take(r, c);
+        for &p in parts {
+            assert_eq!(self.shape(p).0, r, "concat_cols: row counts differ");
+        }
+        self.pack_cols(parts, r)
+    }
+
+    /// Concatenates the parts side by side after viewing each one's row-major data as `rows`
+    /// rows: a part of `n` elements contributes `n / rows` columns. One node for what would be a
+    /// [`Tape::reshape`] of each part and a [`Tape::concat_cols`] — e.g. the `(B·E, L)` pipelines
+    /// of `E` echelons become `E·L` columns of their sample's row. Same values and gradients.
+    ///
+    /// # Panics
+    /// If there are no parts or a part's element count is not a multiple of `rows`.
+    pub fn pack_cols(&mut self, parts: &[Var], rows: usize) -> Var {
+        assert!(
+            !parts.is_empty() && rows > 0,
+            "pack_cols: no inputs or no rows"
+        );
+        let width = |v: &Array2<f32>| {
+            assert!(
+                v.len().is_multiple_of(rows),
+                "pack_cols: a part of {} elements is not {rows} rows",
+                v.len()
+            );
+            v.len() / rows
+        };
+        let c: usize = parts.iter().map(|&p| width(&self.nodes[p].value)).sum();
+        let mut out = self.pool.take(rows, c);
         let o = out.as_slice_mut().expect("standard layout");
         let mut col = 0;
         for &p in parts {
             let v = &self.nodes[p].value;
-            assert_eq!(v.nrows(), r, "concat_cols: row counts differ");
-            let w = v.ncols();
+            let w = width(v);
             let vs = v.as_slice().expect("standard layout");
             kernels::copy_columns((o, c, col), (vs, w, 0), w, false);
             col += w;
@@ -1228,7 +1255,8 @@ pub(crate) fn backward_node(
             let (gs, c) = (g.as_slice().expect("standard layout"), g.ncols());
             let mut col = 0;
             for &p in &lists[*start as usize..(*start + *len) as usize] {
-                let w = val(p).ncols();
+                // each part as g's rows (see `pack_cols`)
+                let w = val(p).len() / g.nrows();
                 if sink.wants(p) {
                     // the part's columns of g, written or added into its adjoint
                     let (dst, fresh) = sink.slot(p);

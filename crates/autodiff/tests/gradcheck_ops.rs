@@ -199,6 +199,54 @@ fn linear_act_equals_linear_then_activation_bit_for_bit() {
 }
 
 #[test]
+fn pack_cols_equals_reshapes_then_concat_bit_for_bit() {
+    // pipelines of 2 echelons (2B, 4), a warehouse (B, 3) and a store (B, 4), B = 5
+    let (ech, wh, store) = (
+        away_from_zero(10, 4, 31),
+        away_from_zero(5, 3, 32),
+        away_from_zero(5, 4, 33),
+    );
+    let run = |packed: bool| {
+        let mut t = Tape::new();
+        let (e, w, s) = (
+            t.variable(ech.clone()),
+            t.variable(wh.clone()),
+            t.variable(store.clone()),
+        );
+        let x = if packed {
+            t.pack_cols(&[s, w, e, s], 5)
+        } else {
+            let e2 = t.reshape(e, 5, 8);
+            t.concat_cols(&[s, w, e2, s])
+        };
+        let sq = t.square(x);
+        let loss = t.sum_all(sq);
+        let mut grads = hdpo_autodiff::ParamStore::new().zero_grads();
+        t.backward(loss, &mut grads);
+        let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        (
+            t.shape(x),
+            bits(t.value(x)),
+            bits(t.grad(e).unwrap()),
+            bits(t.grad(w).unwrap()),
+            bits(t.grad(s).unwrap()),
+        )
+    };
+    let (packed, composed) = (run(true), run(false));
+    assert_eq!(packed.0, (5, 19));
+    assert!(packed == composed);
+}
+
+#[test]
+#[should_panic(expected = "pack_cols: a part of 6 elements is not 4 rows")]
+fn pack_cols_rejects_a_part_that_is_not_whole_rows() {
+    let mut t = Tape::new();
+    let a = t.constant(Array2::zeros((4, 2)));
+    let b = t.constant(Array2::zeros((3, 2)));
+    t.pack_cols(&[a, b], 4);
+}
+
+#[test]
 fn reductions() {
     let x = away_from_zero(4, 3, 12);
     assert_ok("sum_all", &[x.clone()], |t, v| t.sum_all(v[0]));
@@ -215,6 +263,12 @@ fn layout_ops() {
     let b = away_from_zero(3, 4, 14);
     assert_ok("concat", &[a.clone(), b.clone()], |t, v| {
         t.concat_cols(&[v[0], v[1], v[0]])
+    });
+    // (6, 2) viewed as 3 rows of 4, (3, 4) as is, (3, 1): 9 columns
+    let c = away_from_zero(6, 2, 16);
+    let d = away_from_zero(3, 1, 17);
+    assert_ok("pack_cols", &[c, b.clone(), d], |t, v| {
+        t.pack_cols(&[v[0], v[1], v[2], v[0]], 3)
     });
     assert_ok("slice", &[b.clone()], |t, v| t.slice_cols(v[0], 1, 2));
     assert_ok("column", &[b.clone()], |t, v| t.column(v[0], 3));

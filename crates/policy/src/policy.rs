@@ -204,12 +204,12 @@ impl Policy {
                 }
                 let input =
                     shape.store_pipeline + shape.warehouse_pipeline + e * shape.echelon_pipeline;
-                Net::Serial(Mlp::new(
-                    params,
-                    "vanilla_serial",
-                    elu_mlp(input, hidden, e + 2, *activation),
-                    rng,
-                ))
+                // the sigmoid of the shares is the output layer's activation: one fused node
+                let spec = MlpSpec {
+                    output_activation: Activation::Sigmoid,
+                    ..elu_mlp(input, hidden, e + 2, *activation)
+                };
+                Net::Serial(Mlp::new(params, "vanilla_serial", spec, rng))
             }
             PolicySpec::VanillaWarehouse {
                 hidden,
@@ -425,31 +425,27 @@ impl Policy {
     /// Inventory positions of the chain `[echelon 0..E−1, warehouse, store]`, `(B, K)`.
     fn chain_positions(&self, tape: &mut Tape, obs: &Observation) -> Var {
         let b = obs.n_samples();
-        let e = self.shape.n_echelons;
         let mut parts = Vec::new();
         if let Some(ech) = obs.state.echelon {
-            let ip = tape.row_sums(ech);
-            parts.push(tape.reshape(ip, b, e));
+            parts.push(tape.row_sums(ech)); // (B·E, 1): E columns of the sample's row
         }
         let wh = obs.state.warehouse.expect("serial chain has a warehouse");
         parts.push(tape.row_sums(wh));
         parts.push(tape.row_sums(obs.state.store));
-        tape.concat_cols(&parts)
+        tape.pack_cols(&parts, b)
     }
 
     /// On-hand of the supplier of each location of the chain, `(B, K)`; the outside supplier is
     /// `outside` (unlimited: 10⁶ as the reference, or `U` for the vanilla serial net).
     fn chain_supplier_on_hand(&self, tape: &mut Tape, obs: &Observation, outside: f32) -> Var {
         let b = obs.n_samples();
-        let e = self.shape.n_echelons;
         let mut parts = vec![tape.full(b, 1, outside)];
         if let Some(ech) = obs.state.echelon {
-            let on = tape.column(ech, 0);
-            parts.push(tape.reshape(on, b, e));
+            parts.push(tape.column(ech, 0)); // (B·E, 1): E columns of the sample's row
         }
         let wh = obs.state.warehouse.expect("serial chain has a warehouse");
         parts.push(tape.column(wh, 0));
-        tape.concat_cols(&parts)
+        tape.pack_cols(&parts, b)
     }
 
     /// Splits `(B, K)` chain orders into the action tensors.
@@ -503,20 +499,13 @@ impl Policy {
         mlp: &Mlp,
     ) -> TapeActions {
         let b = obs.n_samples();
-        let sh = &self.shape;
-        let mut inputs = vec![tape.reshape(obs.state.store, b, sh.store_pipeline)];
-        inputs.push(tape.reshape(
-            obs.state.warehouse.expect("serial"),
-            b,
-            sh.warehouse_pipeline,
-        ));
-        if let Some(ech) = obs.state.echelon {
-            inputs.push(tape.reshape(ech, b, sh.n_echelons * sh.echelon_pipeline));
-        }
-        let x = tape.concat_cols(&inputs);
-        let out = mlp.forward(tape, params, x);
-        let share = tape.sigmoid(out);
-        let available = self.chain_supplier_on_hand(tape, obs, sh.upper_bound);
+        // one row per sample: store pipeline, warehouse pipeline, the echelons' pipelines
+        let mut inputs = vec![obs.state.store, obs.state.warehouse.expect("serial")];
+        inputs.extend(obs.state.echelon);
+        let x = tape.pack_cols(&inputs, b);
+        // the MLP's output activation is the sigmoid (see `Policy::new`)
+        let share = mlp.forward(tape, params, x);
+        let available = self.chain_supplier_on_hand(tape, obs, self.shape.upper_bound);
         let orders = tape.mul(share, available);
         self.chain_actions(tape, obs, orders)
     }
