@@ -162,12 +162,22 @@ fn matmul_input_gradient_on_every_product_path() {
 /// kernels (width 32), a small-width output (3) and a wide one (72).
 #[test]
 fn linear_act_equals_linear_then_activation_bit_for_bit() {
-    for (rows, width, out) in [(137, 32, 32), (70, 16, 3), (65, 40, 72)] {
+    // rows above and below the backward's row block (64), inner widths below 8 (narrow input
+    // gradient), not a multiple of 8 (padded) and wide
+    for (rows, width, out) in [
+        (137, 32, 32),
+        (70, 16, 3),
+        (65, 40, 72),
+        (203, 4, 32),
+        (130, 15, 32),
+        (300, 32, 8),
+        (64, 32, 32),
+    ] {
         for act in [Unary::Relu, Unary::Elu, Unary::Sigmoid, Unary::Tanh] {
             let x = away_from_zero(rows, width, 21);
             let w = away_from_zero(width, out, 22);
             let b = away_from_zero(1, out, 23);
-            let run = |fused: bool| {
+            let run = |fused: bool, extra: bool| {
                 let mut t = Tape::new();
                 let (xv, wv, bv) = (
                     t.variable(x.clone()),
@@ -180,9 +190,16 @@ fn linear_act_equals_linear_then_activation_bit_for_bit() {
                     let p = t.linear(xv, wv, bv);
                     t.unary(act, p)
                 };
-                // a non-uniform adjoint: Σ y²
-                let sq = t.square(y);
-                let loss = t.sum_all(sq);
+                // a non-uniform adjoint: Σ y²; with `extra`, plus Σ x² + Σ w² + Σ b² recorded
+                // after the layer, so that x, w and b already have adjoints when the layer's
+                // backward runs (it adds into them instead of writing fresh buffers)
+                let mut loss = t.square(y);
+                loss = t.sum_all(loss);
+                for v in [xv, wv, bv].into_iter().filter(|_| extra) {
+                    let sq = t.square(v);
+                    let s = t.sum_all(sq);
+                    loss = t.add(loss, s);
+                }
                 let mut grads = hdpo_autodiff::ParamStore::new().zero_grads();
                 t.backward(loss, &mut grads);
                 let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
@@ -193,7 +210,12 @@ fn linear_act_equals_linear_then_activation_bit_for_bit() {
                     bits(t.grad(bv).unwrap()),
                 )
             };
-            assert!(run(true) == run(false), "{act:?} {rows}x{width}x{out}");
+            for extra in [false, true] {
+                assert!(
+                    run(true, extra) == run(false, extra),
+                    "{act:?} {rows}x{width}x{out}, existing adjoints: {extra}"
+                );
+            }
         }
     }
 }
