@@ -8,6 +8,10 @@
 //! threads. Memory is `O(shard_size × S × (chunk_periods + L))` per running shard, whatever the
 //! number of samples and periods (a 32,768 × 5,000 test split never exists as a whole).
 //!
+//! A split evaluated again and again (the dev split, every few training epochs) can have its demand
+//! generated once and kept ([`SplitDemand`], [`evaluate_with_demand`]): the same values in the
+//! layout the shards read, so the same results to the bit.
+//!
 //! Policies implement [`ActionPolicy`] and see an [`Observation`]: the state, the period, the
 //! network, the static features the setting allows, past demands if the setting asks for them,
 //! and — only for policies that declare themselves non-admissible oracles — a window of future
@@ -21,7 +25,7 @@ use crate::config::{
     ConfigError, Objective, ObservationConfig, Setting, Split, StaticFeature, UnmetDemand,
 };
 use crate::dynamics::{StepError, step};
-use crate::scenario::ScenarioGenerator;
+use crate::scenario::{DemandStream, ScenarioGenerator};
 use crate::state::{Actions, State, Statics};
 
 // ---------------------------------------------------------------------------------------------
@@ -350,6 +354,91 @@ pub fn evaluate<P: ActionPolicy + ?Sized>(
     policy: &P,
     options: &EvalOptions,
 ) -> Result<EvalReport, EvalError> {
+    evaluate_with_demand(setting, split, policy, options, None)
+}
+
+/// The demand of a whole split, generated once: for each shard of `shard_size` samples, a
+/// period-major block `(periods + extra, samples × stores)` — the layout the evaluator's window
+/// has — for repeated evaluations of the same split. `extra` periods past the horizon serve an
+/// oracle's look-ahead. The values are those the evaluator would generate on the fly.
+#[derive(Clone, Debug)]
+pub struct SplitDemand {
+    split: Split,
+    shard_size: usize,
+    extra: usize,
+    shards: Vec<Array2<f32>>,
+}
+
+impl SplitDemand {
+    /// Generates the demand of `split` for shards of `shard_size` samples and `extra` periods of
+    /// look-ahead, in parallel (each shard's stream is independent of the others).
+    pub fn generate(
+        setting: &Setting,
+        split: Split,
+        shard_size: usize,
+        extra: usize,
+    ) -> Result<SplitDemand, EvalError> {
+        if shard_size == 0 {
+            return Err(EvalError::Options {
+                field: "shard_size",
+            });
+        }
+        let generator = ScenarioGenerator::new(setting, split)?;
+        let periods = generator.periods() + extra;
+        let shards = shard_ranges(generator.n_samples(), shard_size)
+            .into_par_iter()
+            .map(|range| {
+                let mut stream = generator.demand_stream(range);
+                let mut block = Array2::<f32>::zeros((periods, stream.n_rows()));
+                stream.fill_next(block.view_mut().reversed_axes());
+                block
+            })
+            .collect();
+        Ok(SplitDemand {
+            split,
+            shard_size,
+            extra,
+            shards,
+        })
+    }
+
+    /// Bytes it would take for `split` of `setting` with `extra` periods of look-ahead: to decide
+    /// whether to keep it before generating it.
+    pub fn bytes_for(setting: &Setting, split: Split, extra: usize) -> Result<usize, EvalError> {
+        let generator = ScenarioGenerator::new(setting, split)?;
+        let rows = generator.n_samples() * generator.instance().n_stores;
+        Ok(rows * (generator.periods() + extra) * std::mem::size_of::<f32>())
+    }
+
+    /// The split it holds.
+    pub fn split(&self) -> Split {
+        self.split
+    }
+
+    /// True when an evaluation of `split` with shards of `shard_size` and a look-ahead of `extra`
+    /// periods can read it.
+    fn serves(&self, split: Split, shard_size: usize, extra: usize) -> bool {
+        self.split == split && self.shard_size == shard_size && self.extra >= extra
+    }
+}
+
+/// The sample ranges of the shards of `n_samples` samples.
+fn shard_ranges(n_samples: usize, shard_size: usize) -> Vec<std::ops::Range<usize>> {
+    (0..n_samples)
+        .step_by(shard_size)
+        .map(|start| start..(start + shard_size).min(n_samples))
+        .collect()
+}
+
+/// [`evaluate`], reading the demand from `demand` when it holds this split for these shards
+/// (otherwise generating it on the fly, as `evaluate`). Same results either way.
+pub fn evaluate_with_demand<P: ActionPolicy + ?Sized>(
+    setting: &Setting,
+    split: Split,
+    policy: &P,
+    options: &EvalOptions,
+    demand: Option<&SplitDemand>,
+) -> Result<EvalReport, EvalError> {
     if options.shard_size == 0 {
         return Err(EvalError::Options {
             field: "shard_size",
@@ -362,13 +451,15 @@ pub fn evaluate<P: ActionPolicy + ?Sized>(
     }
     let generator = ScenarioGenerator::new(setting, split)?;
     let n_samples = generator.n_samples();
-    let shards: Vec<std::ops::Range<usize>> = (0..n_samples)
-        .step_by(options.shard_size)
-        .map(|start| start..(start + options.shard_size).min(n_samples))
-        .collect();
-    let totals: Vec<ShardTotals> = shards
+    let extra = policy.oracle_lookahead().unwrap_or(0);
+    let cached = demand.filter(|d| d.serves(split, options.shard_size, extra));
+    let totals: Vec<ShardTotals> = shard_ranges(n_samples, options.shard_size)
         .into_par_iter()
-        .map(|range| run_shard(&generator, setting, range, policy, options))
+        .enumerate()
+        .map(|(k, range)| {
+            let block = cached.map(|d| d.shards[k].view());
+            run_shard(&generator, setting, range, policy, options, block)
+        })
         .collect::<Result<_, _>>()?;
     // Reduce in shard order: independent of the thread count.
     let mut sum = ShardTotals::default();
@@ -392,30 +483,78 @@ pub fn evaluate<P: ActionPolicy + ?Sized>(
     })
 }
 
-/// Simulates one shard over the whole horizon.
+/// A shard's demand: generated a chunk of periods at a time into a sliding window, or read from a
+/// [`SplitDemand`] block that holds the whole horizon. Both are period-major: row `j` of the
+/// window is period `start + j`, contiguous over the shard's `B·S` rows.
+enum ShardDemand<'a> {
+    Stream {
+        stream: Box<DemandStream>,
+        window: Array2<f32>,
+        start: usize,
+    },
+    Cached(ArrayView2<'a, f32>),
+}
+
+impl ShardDemand<'_> {
+    /// Makes periods `t ..= t + extra` available (periods are visited in order) and returns the
+    /// window with the row of period `t` in it.
+    fn at(&mut self, t: usize, extra: usize) -> (ArrayView2<'_, f32>, usize) {
+        match self {
+            ShardDemand::Cached(block) => (block.view(), t),
+            ShardDemand::Stream {
+                stream,
+                window,
+                start,
+            } => {
+                let (width, rows) = window.dim();
+                if t + extra >= *start + width {
+                    // Slide: keep periods t.. already generated, generate the rest.
+                    let keep_from = t - *start;
+                    let kept = width - keep_from;
+                    let data = window.as_slice_mut().expect("window is in standard layout");
+                    data.copy_within(keep_from * rows.., 0);
+                    stream.fill_next(window.slice_mut(s![kept.., ..]).reversed_axes());
+                    *start = t;
+                }
+                (window.view(), t - *start)
+            }
+        }
+    }
+}
+
+/// Simulates one shard over the whole horizon (its demand from `cached`, the whole horizon
+/// period-major, when given; otherwise generated chunk by chunk).
 fn run_shard<P: ActionPolicy + ?Sized>(
     generator: &ScenarioGenerator,
     setting: &Setting,
     samples: std::ops::Range<usize>,
     policy: &P,
     options: &EvalOptions,
+    cached: Option<ArrayView2<'_, f32>>,
 ) -> Result<ShardTotals, EvalError> {
     let first_sample = samples.start;
     let n = samples.len();
     let statics = generator.statics(samples.clone());
     let mut state = generator.initial_state(samples.clone());
-    let mut stream = generator.demand_stream(samples);
-    let rows = stream.n_rows();
     let (periods, ignore) = (generator.periods(), generator.ignore_periods());
     let lookahead = policy.oracle_lookahead();
     let extra = lookahead.unwrap_or(0);
     let features = &setting.observation;
 
-    // Demand window, period-major: row j = period `window_start + j`, contiguous over B·S.
-    let width = options.chunk_periods + extra;
-    let mut window = Array2::<f32>::zeros((width, rows));
-    stream.fill_next(window.view_mut().reversed_axes());
-    let mut window_start = 0usize;
+    let mut demand = match cached {
+        Some(block) => ShardDemand::Cached(block),
+        None => {
+            let mut stream = generator.demand_stream(samples);
+            let mut window = Array2::<f32>::zeros((options.chunk_periods + extra, stream.n_rows()));
+            stream.fill_next(window.view_mut().reversed_axes());
+            ShardDemand::Stream {
+                stream: Box::new(stream),
+                window,
+                start: 0,
+            }
+        }
+    };
+    let rows = statics.n_samples * statics.n_stores;
 
     let n_past = features.past_demands;
     let mut past = Array2::<f32>::zeros((rows, n_past));
@@ -424,16 +563,7 @@ fn run_shard<P: ActionPolicy + ?Sized>(
     let mut totals = ShardTotals::default();
 
     for t in 0..periods {
-        if t + extra >= window_start + width {
-            // Slide: keep periods t.. already generated, generate the rest.
-            let keep_from = t - window_start;
-            let kept = width - keep_from;
-            let data = window.as_slice_mut().expect("window is in standard layout");
-            data.copy_within(keep_from * rows.., 0);
-            stream.fill_next(window.slice_mut(s![kept.., ..]).reversed_axes());
-            window_start = t;
-        }
-        let offset = t - window_start;
+        let (window, offset) = demand.at(t, extra);
         let mut obs = Observation::new(&state, &statics, features, t, periods);
         if n_past > 0 {
             obs = obs.with_past_demands(&past);
@@ -469,4 +599,42 @@ fn run_shard<P: ActionPolicy + ?Sized>(
         }
     }
     Ok(totals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::setting;
+
+    #[test]
+    fn a_matching_split_demand_is_what_the_shards_read() {
+        // the same demand gives the streamed result; a doctored copy changes it, so it was read
+        let mut s = setting("one_store_lost").unwrap();
+        s.apply_overrides([
+            "splits.dev.n_samples=300",
+            "splits.dev.batch_size=300",
+            "splits.dev.periods=30",
+            "splits.dev.ignore_periods=0",
+        ])
+        .unwrap();
+        let policy = BaseStockPolicy { level: 20.0 };
+        let options = EvalOptions {
+            shard_size: 128,
+            ..EvalOptions::for_setting(&s)
+        };
+        let streamed = evaluate(&s, Split::Dev, &policy, &options).unwrap();
+        let mut demand = SplitDemand::generate(&s, Split::Dev, 128, 0).unwrap();
+        assert_eq!(demand.shards.len(), 3);
+        let same = evaluate_with_demand(&s, Split::Dev, &policy, &options, Some(&demand));
+        assert_eq!(same.unwrap(), streamed);
+        for block in &mut demand.shards {
+            block.fill(0.0);
+        }
+        let none = evaluate_with_demand(&s, Split::Dev, &policy, &options, Some(&demand));
+        let none = none.unwrap();
+        assert_ne!(none, streamed);
+        // no demand: nothing is lost, only holding costs
+        assert!(none.cost_per_store_period_all > 0.0);
+        assert!(none.total_cost_all != streamed.total_cost_all);
+    }
 }

@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use hdpo_sim::config::{Setting, Split, StaticFeature};
 use hdpo_sim::eval::{
-    ActionPolicy, BaseStockPolicy, EvalError, EvalOptions, EvalReport, Observation, evaluate,
+    ActionPolicy, BaseStockPolicy, EvalError, EvalOptions, EvalReport, Observation, SplitDemand,
+    evaluate, evaluate_with_demand,
 };
 use hdpo_sim::settings::setting;
 use hdpo_sim::state::Actions;
@@ -101,6 +102,62 @@ fn result_is_independent_of_thread_count_and_chunking() {
         (r.cost_per_store_period - one.cost_per_store_period).abs() / one.cost_per_store_period;
     assert!(rel < 1e-12, "{rel}");
     assert!(one.cost_per_store_period > 0.0);
+}
+
+#[test]
+fn demand_generated_once_gives_the_same_results_bit_for_bit() {
+    // several shards (the last one partial), a multi-store network, and an oracle reading ahead
+    let s = with_test_split("one_warehouse_lost", 650, 60, 20);
+    let policy = ProportionalPolicy { target: 12.0 };
+    let options = EvalOptions {
+        shard_size: 100,
+        chunk_periods: 7,
+        ..EvalOptions::for_setting(&s)
+    };
+    let streamed = evaluate(&s, Split::Test, &policy, &options).unwrap();
+    let demand = SplitDemand::generate(&s, Split::Test, 100, 0).unwrap();
+    assert_eq!(demand.split(), Split::Test);
+    assert_eq!(
+        SplitDemand::bytes_for(&s, Split::Test, 0).unwrap(),
+        650 * 5 * 60 * 4
+    );
+    for threads in [1, 2] {
+        let cached = in_pool(threads, || {
+            evaluate_with_demand(&s, Split::Test, &policy, &options, Some(&demand)).unwrap()
+        });
+        assert_eq!(cached, streamed, "{threads} threads");
+    }
+    // a cache for other shards, another split or a shorter look-ahead is not used: same results
+    let other_shards = SplitDemand::generate(&s, Split::Test, 64, 0).unwrap();
+    let other_split = SplitDemand::generate(&s, Split::Dev, 100, 0).unwrap();
+    for other in [&other_shards, &other_split] {
+        let r = evaluate_with_demand(&s, Split::Test, &policy, &options, Some(other)).unwrap();
+        assert_eq!(r, streamed);
+    }
+
+    let mut lost = with_test_split("one_store_lost", 300, 40, 4);
+    lost.apply_override("initial_inventory.rule", "zero")
+        .unwrap();
+    let options = EvalOptions {
+        shard_size: 128,
+        chunk_periods: 3,
+        round_actions: true,
+    };
+    let streamed = evaluate(&lost, Split::Test, &JustInTime, &options).unwrap();
+    let short = SplitDemand::generate(&lost, Split::Test, 128, 2).unwrap();
+    let enough = SplitDemand::generate(&lost, Split::Test, 128, 4).unwrap();
+    for demand in [&short, &enough] {
+        let r =
+            evaluate_with_demand(&lost, Split::Test, &JustInTime, &options, Some(demand)).unwrap();
+        assert_eq!(r, streamed);
+    }
+    assert_eq!(streamed.cost_per_store_period, 0.0);
+    assert!(matches!(
+        SplitDemand::generate(&lost, Split::Test, 0, 0),
+        Err(EvalError::Options {
+            field: "shard_size"
+        })
+    ));
 }
 
 /// One warehouse: the warehouse orders up to a fixed level; each store asks for what brings

@@ -14,7 +14,7 @@ use hdpo_autodiff::{Adam, ParamStore, ShardedTapes, clip_grad_norm};
 use hdpo_policy::{NetworkShape, Policy, PolicyError};
 use hdpo_sim::config::Split;
 use hdpo_sim::dynamics::StepError;
-use hdpo_sim::eval::{EvalError, EvalOptions, EvalReport, evaluate};
+use hdpo_sim::eval::{EvalError, EvalOptions, EvalReport, SplitDemand, evaluate_with_demand};
 use hdpo_sim::scenario::Scenario;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -129,9 +129,16 @@ pub struct Trainer {
     /// Wall seconds spent before this process (resumed runs).
     pub elapsed_before: f64,
     train_data: Scenario,
+    /// The dev split's demand, generated once: the dev pass repeats every few epochs (`None` when
+    /// it would take more than [`DEV_DEMAND_MAX_BYTES`]; it is then generated on every pass).
+    dev_demand: Option<SplitDemand>,
     shards: ShardedTapes,
     started: Instant,
 }
+
+/// The most memory the trainer spends on keeping the dev split's demand (256 MiB; the default
+/// one_store_lost dev split takes 13 MB).
+pub const DEV_DEMAND_MAX_BYTES: usize = 256 << 20;
 
 /// `splitmix64`: decorrelates the per-epoch shuffling seeds.
 fn mix(seed: u64, salt: u64) -> u64 {
@@ -155,6 +162,7 @@ impl Trainer {
         // at least two shards so both cores of a 2-core machine work; fixed by the config, never by
         // the thread count, so the run is the same on any number of threads
         let n_shards = batch.div_ceil(config.shard_rows).max(2).min(batch);
+        let dev_demand = keep_dev_demand(&config, &policy, &params)?;
         Ok(Trainer {
             config,
             policy,
@@ -165,6 +173,7 @@ impl Trainer {
             history: Vec::new(),
             elapsed_before: 0.0,
             train_data,
+            dev_demand,
             shards: ShardedTapes::new(n_shards),
             started: Instant::now(),
         })
@@ -343,7 +352,8 @@ impl Trainer {
         } else {
             &self.params
         };
-        evaluate_policy(&self.config, &self.policy, params, split)
+        let demand = self.dev_demand.as_ref().filter(|d| d.split() == split);
+        evaluate_policy_with_demand(&self.config, &self.policy, params, split, demand)
     }
 
     /// The test cost of the best parameters.
@@ -360,6 +370,34 @@ pub fn evaluate_policy(
     params: &ParamStore,
     split: Split,
 ) -> Result<EvalReport, TrainError> {
+    evaluate_policy_with_demand(config, policy, params, split, None)
+}
+
+/// The dev split's demand for [`Trainer`], if it fits in [`DEV_DEMAND_MAX_BYTES`].
+fn keep_dev_demand(
+    config: &TrainConfig,
+    policy: &Policy,
+    params: &ParamStore,
+) -> Result<Option<SplitDemand>, TrainError> {
+    let setting = &config.setting;
+    let max_lead_time = setting.instance()?.pipeline.store;
+    let evaluator = PolicyEvaluator::new(policy, params, max_lead_time);
+    let extra = hdpo_sim::eval::ActionPolicy::oracle_lookahead(&evaluator).unwrap_or(0);
+    if SplitDemand::bytes_for(setting, Split::Dev, extra)? > DEV_DEMAND_MAX_BYTES {
+        return Ok(None);
+    }
+    let demand = SplitDemand::generate(setting, Split::Dev, config.eval_shard_size, extra)?;
+    Ok(Some(demand))
+}
+
+/// [`evaluate_policy`], reading the demand from `demand` when it holds `split` (same results).
+fn evaluate_policy_with_demand(
+    config: &TrainConfig,
+    policy: &Policy,
+    params: &ParamStore,
+    split: Split,
+    demand: Option<&SplitDemand>,
+) -> Result<EvalReport, TrainError> {
     let setting = &config.setting;
     let max_lead_time = setting.instance()?.pipeline.store;
     let mut options = EvalOptions::for_setting(setting);
@@ -368,5 +406,7 @@ pub fn evaluate_policy(
     // With rounded orders and integer demand the states recur: memoise the actions (same results).
     let evaluator =
         PolicyEvaluator::new(policy, params, max_lead_time).with_memo(options.round_actions);
-    Ok(evaluate(setting, split, &evaluator, &options)?)
+    Ok(evaluate_with_demand(
+        setting, split, &evaluator, &options, demand,
+    )?)
 }

@@ -56,6 +56,8 @@ fn policies_round_trip_and_act_identically() {
         assert_eq!(loaded, saved, "{p}: the file does not round-trip");
         let policy = loaded.check_setting(&t.config.setting).unwrap();
         let before = evaluate_policy(&t.config, &t.policy, t.best_params(), Split::Dev).unwrap();
+        // the trainer's dev pass reads the dev demand it generated once: the same, to the bit
+        assert_eq!(t.evaluate(Split::Dev, true).unwrap(), before, "{p}");
         let after = evaluate_policy(&t.config, &policy, &loaded.params, Split::Dev).unwrap();
         assert_eq!(
             before.cost_per_store_period.to_bits(),
