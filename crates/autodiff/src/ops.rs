@@ -971,10 +971,14 @@ impl Tape {
         self.slice_cols(x, j, 1)
     }
 
-    /// Reinterprets the row-major data of `x` with a new shape (same element count).
+    /// Reinterprets the row-major data of `x` with a new shape (same element count). To the
+    /// same shape it is `x` itself (no copy, no node).
     pub fn reshape(&mut self, x: Var, rows: usize, cols: usize) -> Var {
         let (r, c) = self.shape(x);
         assert_eq!(r * c, rows * cols, "reshape: {r}x{c} into {rows}x{cols}");
+        if (r, c) == (rows, cols) {
+            return x;
+        }
         let mut out = self.pool.take(rows, cols);
         out.as_slice_mut()
             .expect("standard layout")

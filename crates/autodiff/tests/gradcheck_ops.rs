@@ -294,7 +294,13 @@ fn layout_ops() {
     });
     assert_ok("slice", &[b.clone()], |t, v| t.slice_cols(v[0], 1, 2));
     assert_ok("column", &[b.clone()], |t, v| t.column(v[0], 3));
-    assert_ok("reshape", &[b], |t, v| t.reshape(v[0], 6, 2));
+    assert_ok("reshape", &[b.clone()], |t, v| t.reshape(v[0], 6, 2));
+    // to its own shape: the same value, no new node
+    let mut t = Tape::new();
+    let x = t.variable(b);
+    let nodes = t.len();
+    assert_eq!(t.reshape(x, 3, 4), x);
+    assert_eq!(t.len(), nodes);
 }
 
 #[test]
