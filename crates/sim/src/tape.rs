@@ -488,6 +488,9 @@ fn put(d: &mut f32, fresh: bool, v: f32) {
 /// slot of every row (which the flat copy filled with the next row's first) set to 0.
 fn shift_rows_left(next: &mut [f32], pipe: &[f32], l: usize) {
     let n = pipe.len();
+    if n == 0 {
+        return;
+    }
     next[..n - 1].copy_from_slice(&pipe[1..]);
     for row in next.chunks_exact_mut(l) {
         row[l - 1] = 0.0;
@@ -499,7 +502,9 @@ fn shift_rows_left(next: &mut [f32], pipe: &[f32], l: usize) {
 fn shift_rows_left_adjoint(gp: &mut [f32], fresh: bool, g: &[f32], l: usize) {
     if fresh {
         let n = g.len();
-        gp[1..].copy_from_slice(&g[..n - 1]);
+        if n > 0 {
+            gp[1..].copy_from_slice(&g[..n - 1]);
+        }
         return;
     }
     for (gp_row, g_row) in gp.chunks_exact_mut(l).zip(g.chunks_exact(l)) {
