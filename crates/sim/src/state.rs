@@ -184,7 +184,7 @@ impl Statics {
             n_samples: samples.len(),
             holding_cost: self.holding_cost.select(Axis(0), &rows),
             underage_cost: self.underage_cost.select(Axis(0), &rows),
-            lead_time: self.lead_time.select(Axis(0), &rows),
+            lead_time: gather_rows(&self.lead_time, samples, s),
             mean: self.mean.select(Axis(0), &rows),
             std: self.std.select(Axis(0), &rows),
             ..self.clone_constants()
@@ -221,16 +221,50 @@ pub(crate) fn gather_rows<T: Clone>(
     samples: &[usize],
     per_sample: usize,
 ) -> Array2<T> {
-    let rows: Vec<usize> = samples
-        .iter()
-        .flat_map(|&b| (b * per_sample)..(b * per_sample + per_sample))
-        .collect();
-    array.select(Axis(0), &rows)
+    let cols = array.ncols();
+    let Some(flat) = array.as_slice() else {
+        let rows: Vec<usize> = samples
+            .iter()
+            .flat_map(|&b| (b * per_sample)..(b * per_sample + per_sample))
+            .collect();
+        return array.select(Axis(0), &rows);
+    };
+    // a sample's rows are contiguous: one slice copy per sample (ndarray's `select` copies
+    // element by element)
+    let block = per_sample * cols;
+    let mut data = Vec::with_capacity(samples.len() * block);
+    for &b in samples {
+        data.extend_from_slice(&flat[b * block..(b + 1) * block]);
+    }
+    Array2::from_shape_vec((samples.len() * per_sample, cols), data)
+        .expect("gathered rows have the array's width")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::round_ties_even;
+    use super::{gather_rows, round_ties_even};
+    use ndarray::{Array2, Axis, ShapeBuilder};
+
+    #[test]
+    fn gather_rows_equals_select_of_each_samples_rows() {
+        let array = Array2::from_shape_fn((12, 5), |(i, j)| (i * 10 + j) as f32);
+        let samples = [3, 0, 3, 5];
+        // 2 rows per sample
+        let rows: Vec<usize> = samples.iter().flat_map(|&b| [2 * b, 2 * b + 1]).collect();
+        assert_eq!(
+            gather_rows(&array, &samples, 2),
+            array.select(Axis(0), &rows)
+        );
+        // a column-major array goes through `select`, with the same result
+        let column_major = Array2::from_shape_fn((12, 5).f(), |(i, j)| (i * 10 + j) as f32);
+        assert!(column_major.as_slice().is_none());
+        assert_eq!(
+            gather_rows(&column_major, &samples, 2),
+            array.select(Axis(0), &rows)
+        );
+        // no rows per sample (no warehouses)
+        assert_eq!(gather_rows(&array, &samples, 0).dim(), (0, 5));
+    }
 
     #[test]
     fn fast_rounding_equals_the_library_bit_for_bit() {
