@@ -306,7 +306,12 @@ impl TapeDynamics {
                 });
             }
             let values = tape.value(var).as_slice().expect("standard layout");
-            if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+            // a pass without early exit (it vectorises); the position only on an error
+            if !values.iter().fold(true, |ok, v| ok & v.is_finite()) {
+                let k = values
+                    .iter()
+                    .position(|v| !v.is_finite())
+                    .expect("a non-finite value was seen");
                 return Err(StepError::NonFinite {
                     what,
                     row: k / cols,
@@ -319,31 +324,41 @@ impl TapeDynamics {
             .as_slice()
             .expect("standard layout");
         debug_assert_eq!(values.len(), self.edges.len(), "shape checked above");
-        for (k, (&q, &edge)) in values.iter().zip(&self.edges).enumerate() {
-            let non_edge = !edge && q != 0.0;
-            let negative = self.n_warehouses > 0 && q < 0.0;
-            if !(non_edge || negative) {
-                continue;
-            }
-            // an error: only now work out where it is (divisions per element cost 2 % of a
-            // serial training epoch)
-            let (r, w) = (k / self.n_sources, k % self.n_sources);
-            let (sample, store) = (r / self.n_stores, r % self.n_stores);
-            return Err(if non_edge {
-                StepError::NonEdgeShipment {
-                    sample,
-                    store,
-                    warehouse: w,
-                    quantity: q,
-                }
-            } else {
-                StepError::NegativeShipment {
-                    what: "store action",
-                    sample,
-                    node: store,
-                    quantity: q,
-                }
+        // the same: one branch-free pass, then the search only when something is wrong
+        let has_warehouses = self.n_warehouses > 0;
+        let any_bad = values
+            .iter()
+            .zip(&self.edges)
+            .fold(false, |bad, (&q, &edge)| {
+                bad | (!edge & (q != 0.0)) | (has_warehouses & (q < 0.0))
             });
+        if any_bad {
+            for (k, (&q, &edge)) in values.iter().zip(&self.edges).enumerate() {
+                let non_edge = !edge && q != 0.0;
+                let negative = has_warehouses && q < 0.0;
+                if !(non_edge || negative) {
+                    continue;
+                }
+                // an error: only now work out where it is (divisions per element cost 2 % of a
+                // serial training epoch)
+                let (r, w) = (k / self.n_sources, k % self.n_sources);
+                let (sample, store) = (r / self.n_stores, r % self.n_stores);
+                return Err(if non_edge {
+                    StepError::NonEdgeShipment {
+                        sample,
+                        store,
+                        warehouse: w,
+                        quantity: q,
+                    }
+                } else {
+                    StepError::NegativeShipment {
+                        what: "store action",
+                        sample,
+                        node: store,
+                        quantity: q,
+                    }
+                });
+            }
         }
         let upstream = [
             (
@@ -360,6 +375,9 @@ impl TapeDynamics {
                 continue;
             }
             let values = tape.value(var).as_slice().expect("standard layout");
+            if values.iter().fold(true, |ok, &q| ok & (q >= 0.0)) {
+                continue;
+            }
             for (r, &q) in values.iter().enumerate() {
                 if q >= 0.0 {
                     continue;

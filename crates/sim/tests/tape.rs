@@ -407,3 +407,89 @@ fn non_edge_shipments_are_errors_on_the_tape() {
         "{err}"
     );
 }
+
+#[test]
+fn invalid_actions_are_errors_on_the_tape() {
+    use dynamics::StepError;
+    // a serial chain: warehouse and both echelons are rationed, echelon 0 orders from outside
+    let sc = scenario("serial_system", 3, 1);
+    let statics = &sc.statics;
+    let dynamics = TapeDynamics::new(statics);
+    let run = |edit: &dyn Fn(&mut Actions)| {
+        let mut tape = Tape::new();
+        let state = TapeState::from_state(&mut tape, &sc.initial);
+        let mut a = Actions::zeros(statics.n_samples, statics);
+        a.store.fill(1.0);
+        a.warehouse.fill(1.0);
+        a.echelon.fill(1.0);
+        edit(&mut a);
+        let ta = actions_on_tape(&mut tape, &a, statics);
+        let d = tape.constant_from(sc.demand.slice(s![.., 0..1]));
+        dynamics.step(&mut tape, &state, &ta, d).err()
+    };
+    assert!(run(&|_| {}).is_none(), "valid actions");
+    let err = run(&|a| a.store[[2, 0]] = f32::NAN).unwrap();
+    assert!(
+        matches!(
+            err,
+            StepError::NonFinite {
+                what: "actions.store",
+                row: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = run(&|a| a.echelon[[3, 0]] = f32::INFINITY).unwrap();
+    assert!(
+        matches!(
+            err,
+            StepError::NonFinite {
+                what: "actions.echelon",
+                row: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = run(&|a| a.store[[1, 0]] = -2.0).unwrap();
+    assert!(
+        matches!(
+            err,
+            StepError::NegativeShipment {
+                what: "store action",
+                sample: 1,
+                node: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = run(&|a| a.warehouse[[2, 0]] = -1.0).unwrap();
+    assert!(
+        matches!(
+            err,
+            StepError::NegativeShipment {
+                what: "warehouse order",
+                sample: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // echelon 0 of each sample orders from the outside supplier: any sign; echelon 1 may not
+    assert!(run(&|a| a.echelon[[2, 0]] = -1.0).is_none());
+    let err = run(&|a| a.echelon[[3, 0]] = -1.0).unwrap();
+    assert!(
+        matches!(
+            err,
+            StepError::NegativeShipment {
+                what: "echelon order",
+                sample: 1,
+                node: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
