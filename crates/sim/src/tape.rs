@@ -820,10 +820,12 @@ impl CustomOp for Ration {
         let q = flat(inputs[0]);
         let (supply, l) = (flat(inputs[1]), inputs[1].ncols());
         let gs = flat(g);
-        let total = self.totals(q);
-        let mut gq_dot = vec![0.0f32; self.n_suppliers]; // Σ_i g_i q_i per supplier
+        // per supplier, in one pass: the requested total and Σ_i g_i q_i
+        let mut total = vec![0.0f32; self.n_suppliers];
+        let mut gq_dot = vec![0.0f32; self.n_suppliers];
         for ((&gi, &qi), &s) in gs.iter().zip(q).zip(&self.supplier_row) {
             if s != OUTSIDE_SUPPLIER {
+                total[s as usize] += qi;
                 gq_dot[s as usize] += gi * qi;
             }
         }
