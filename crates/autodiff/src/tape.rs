@@ -288,7 +288,9 @@ impl Tape {
         a[[0, 0]]
     }
 
-    /// The adjoint d(loss)/d(node) after [`Tape::backward`], if a gradient reached the node.
+    /// The adjoint d(loss)/d(v) after [`Tape::backward`] for a variable ([`Tape::variable`]) that a
+    /// gradient reached; `None` otherwise. Adjoints of intermediate nodes are recycled during the
+    /// sweep and are not kept.
     pub fn grad(&self, v: Var) -> Option<&Array2<f32>> {
         let _ = &self.nodes[v];
         self.grads.get(v.index()).and_then(|g| g.as_ref())
@@ -438,7 +440,14 @@ impl Tape {
                 &mut sink,
                 grads,
             );
-            self.grads[i] = Some(g);
+            // Only variables keep their adjoint for `Tape::grad`. Every other adjoint goes back to
+            // the pool at once, so the next adjoint of its size is written into a buffer that is
+            // still in cache instead of a cold one.
+            if matches!(self.nodes[i].op, Op::Variable) {
+                self.grads[i] = Some(g);
+            } else {
+                self.pool.give(g);
+            }
         }
     }
 }
