@@ -3,8 +3,8 @@
 //! much as the arithmetic when `k` and `n` are 32. These kernels
 //! skip packing: the small matrix stays in L1, each output row is held in registers while the inner
 //! dimension streams past, and the loops are written so that an AVX2+FMA build (chosen at run time)
-//! keeps 8-lane accumulators in `ymm` registers: `n` a multiple of 8 up to 64 in column panels of
-//! at most 32, and narrow outputs (`n < 8`, an output layer) with `k` a multiple of 8 up to 64.
+//! keeps 8-lane accumulators in `ymm` registers: `n` a multiple of 8 up to 128 in column panels of
+//! 16, and narrow outputs (`n < 8`, an output layer) with `k` a multiple of 8 up to 64.
 //! Other shapes fall back to the `gemm` crate's general product, single-threaded (or a portable loop
 //! for `n < 8`): on the wide layers (256–512) it measured 6–14 % faster than `matrixmultiply`, the
 //! GEMM behind `ndarray` that this module used before (docs/performance.md).
@@ -90,16 +90,44 @@ pub fn matmul_bias(
     matmul_from(c, Start::Bias(bias), a, b, m, k, n);
 }
 
+/// An elementwise function that [`matmul_bias_map`] and [`matmul_map`] apply to every output: any
+/// `Fn(f32) -> f32` (applied to each block of outputs right after its product), or [`Elu`], which
+/// the register kernels apply to the accumulators before storing them.
+pub trait OutputMap: Copy {
+    /// The function.
+    fn apply(self, v: f32) -> f32;
+    /// True for [`Elu`]: the register kernels use its vector form on the accumulators.
+    const IS_ELU: bool = false;
+}
+
+impl<F: Fn(f32) -> f32 + Copy> OutputMap for F {
+    fn apply(self, v: f32) -> f32 {
+        self(v)
+    }
+}
+
+/// ELU with α = 1 ([`crate::kernels::elu`]) as an [`OutputMap`]: on the register kernels it runs
+/// on the accumulators, in registers, with the same bits as the scalar function.
+#[derive(Clone, Copy, Debug)]
+pub struct Elu;
+
+impl OutputMap for Elu {
+    fn apply(self, v: f32) -> f32 {
+        crate::kernels::elu(v)
+    }
+    const IS_ELU: bool = true;
+}
+
 /// `c = f(bias + a · b)` elementwise: a linear layer and its activation. On the register kernels
-/// `f` runs on each block of 16 rows right after its product, while the block is in L1;
-/// otherwise after the whole product. The same bits either way, and the same as
-/// [`matmul_bias`] followed by `f` on every element.
+/// `f` runs on each block of rows right after its product, while the block is in L1 ([`Elu`]:
+/// on the accumulators); otherwise after the whole product. The same bits either way, and the
+/// same as [`matmul_bias`] followed by `f` on every element.
 pub fn matmul_bias_map(
     c: &mut [f32],
     bias: &[f32],
     (a, b): (&[f32], &[f32]),
     (m, k, n): (usize, usize, usize),
-    f: impl Fn(f32) -> f32 + Copy,
+    f: impl OutputMap,
 ) {
     assert_eq!(bias.len(), n, "matmul_bias_map: bias length");
     matmul_from_map(c, Start::Bias(bias), a, b, (m, k, n), f);
@@ -113,7 +141,7 @@ pub fn matmul_map(
     a: &[f32],
     b: &[f32],
     (m, k, n): (usize, usize, usize),
-    f: impl Fn(f32) -> f32 + Copy,
+    f: impl OutputMap,
 ) {
     let start = if accumulate { Start::C } else { Start::Zero };
     matmul_from_map(c, start, a, b, (m, k, n), f);
@@ -126,7 +154,7 @@ fn matmul_from_map(
     a: &[f32],
     b: &[f32],
     (m, k, n): (usize, usize, usize),
-    f: impl Fn(f32) -> f32 + Copy,
+    f: impl OutputMap,
 ) {
     assert!(
         a.len() == m * k && b.len() == k * n && c.len() == m * n,
@@ -139,7 +167,7 @@ fn matmul_from_map(
         return;
     }
     matmul_from(c, start, a, b, m, k, n);
-    crate::kernels::map_in_place(c, f);
+    crate::kernels::map_in_place(c, |v| f.apply(v));
 }
 
 fn matmul_from(c: &mut [f32], start: Start, a: &[f32], b: &[f32], m: usize, k: usize, n: usize) {
@@ -442,11 +470,12 @@ fn dot(x: &[f32], y: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    //! The register kernels. Both products cut the `n` columns into **panels** of at most 32
-    //! (4 × 8 lanes): a panel of two output rows (`a·b`) or of two rows of `c` (`aᵀ·g`) is 8
-    //! accumulators, which together with the operand loads fit the 16 `ymm` registers without
-    //! spilling. Every element of `c` is still one sum over the inner index in order, so the
-    //! panelling does not change a result.
+    //! The register kernels. Both products cut the `n` columns into **panels** of 16 (2 × 8
+    //! lanes) and each panel into **strips** of 6 rows: 12 accumulators (enough to hide the FMA
+    //! latency), which together with the operand loads fit the 16 `ymm` registers without
+    //! spilling. For `a·b` the strip is 6 output rows; for `aᵀ·g` it is 6 rows of `c`. Every
+    //! element of `c` is still one chain of fused multiply-adds over the inner index in order, so
+    //! the layout does not change a result (tested against the scalar chain).
 
     use super::Start;
 
@@ -467,16 +496,13 @@ mod avx2 {
         };
     }
 
-    /// Widest panel, in 8-lane blocks.
-    const PANEL_BLOCKS: usize = 4;
-
-    /// `c = f(a·b)` (from `start`) in blocks of [`MAP_BLOCK_ROWS`] rows: each block's product,
-    /// then `f` over the block while it is in L1 (a loop the compiler vectorises; applied to
-    /// the accumulators in registers, the scalar `f` was not vectorised). The same bits as the
-    /// product followed by `f`.
+    /// `c = f(a·b)` (from `start`) in blocks of [`BLOCK_ROWS`] rows. ELU ([`super::Elu`]) is
+    /// applied to the accumulators before they are stored; any other `f` to each block of outputs
+    /// right after its product, while it is in L1 (a loop the compiler vectorises). The same bits
+    /// as the product followed by `f`.
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    pub fn matmul_map(
+    pub fn matmul_map<F: super::OutputMap>(
         c: &mut [f32],
         start: Start,
         a: &[f32],
@@ -484,45 +510,21 @@ mod avx2 {
         m: usize,
         k: usize,
         n: usize,
-        f: impl Fn(f32) -> f32 + Copy,
+        f: F,
     ) {
-        debug_assert_eq!(c.len(), m * n);
-        for (c_block, a_block) in c
-            .chunks_mut(MAP_BLOCK_ROWS * n)
-            .zip(a.chunks(MAP_BLOCK_ROWS * k))
-        {
-            let rows = c_block.len() / n;
-            matmul(c_block, start, &a_block[..rows * k], b, rows, k, n);
-            for v in c_block.iter_mut() {
-                *v = f(*v);
-            }
+        if F::IS_ELU {
+            blocks::<ACT_ELU>(c, start, a, b, (m, k, n), |_| {});
+        } else {
+            blocks::<ACT_NONE>(c, start, a, b, (m, k, n), |block| {
+                block.iter_mut().for_each(|v| *v = f.apply(*v))
+            });
         }
     }
 
-    /// Rows per block of [`matmul_map`]: 16 rows of 32 outputs are 2 KiB.
-    const MAP_BLOCK_ROWS: usize = 16;
-
-    /// `c = a·b` (from `start`), `n` a multiple of 8: panels of 32 columns, then the rest.
+    /// `c = a·b` (from `start`), `n` a multiple of 8.
     #[target_feature(enable = "avx2,fma")]
     pub fn matmul(c: &mut [f32], start: Start, a: &[f32], b: &[f32], m: usize, k: usize, n: usize) {
-        let mut j0 = 0;
-        while j0 < n {
-            let blocks = ((n - j0) / 8).min(PANEL_BLOCKS);
-            let panel = Panel { n, j0 };
-            // one panel spanning all of `n`: the row stride is a compile-time constant
-            match (blocks, blocks * 8 == n) {
-                (1, true) => rows::<1, true>(c, start, a, b, m, k, panel),
-                (2, true) => rows::<2, true>(c, start, a, b, m, k, panel),
-                (3, true) => rows::<3, true>(c, start, a, b, m, k, panel),
-                (4, true) => rows::<4, true>(c, start, a, b, m, k, panel),
-                (1, false) => rows::<1, false>(c, start, a, b, m, k, panel),
-                (2, false) => rows::<2, false>(c, start, a, b, m, k, panel),
-                (3, false) => rows::<3, false>(c, start, a, b, m, k, panel),
-                (4, false) => rows::<4, false>(c, start, a, b, m, k, panel),
-                _ => unreachable!("n is a multiple of 8"),
-            }
-            j0 += blocks * 8;
-        }
+        blocks::<ACT_NONE>(c, start, a, b, (m, k, n), |_| {});
     }
 
     /// Columns `j0 .. j0 + 8·NB` of matrices with rows of `n` floats.
@@ -532,69 +534,138 @@ mod avx2 {
         j0: usize,
     }
 
-    /// One panel of `c = a·b`: each output row's panel in `NB` 8-lane accumulators; two rows at a
-    /// time share each load of `b`.
+    /// What a strip applies to its accumulators before storing them.
+    const ACT_NONE: u8 = 0;
+    const ACT_ELU: u8 = 1;
+
+    /// Rows per block: the block's rows of `a` (≤ 9 KiB at `k = 96`) stay in L1 while every
+    /// column panel passes over them, and `after_block` sees the block's outputs while they are
+    /// in L1 too.
+    const BLOCK_ROWS: usize = 24;
+
+    /// `c = a·b` in blocks of [`BLOCK_ROWS`] rows; each block is cut into 16-column panels (an
+    /// 8-column one for the rest), each panel into strips of rows (6 rows of a 16-column panel, 12
+    /// of an 8-column one: 12 accumulators, enough to hide the FMA latency, plus the loads of `b`
+    /// and one broadcast of `a`: 15 of the 16 `ymm` registers), then leftover rows by 2 and 1.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn rows<const NB: usize, const WHOLE: bool>(
+    fn blocks<const ACT: u8>(
         c: &mut [f32],
         start: Start,
         a: &[f32],
         b: &[f32],
-        m: usize,
+        (m, k, n): (usize, usize, usize),
+        mut after_block: impl FnMut(&mut [f32]),
+    ) {
+        assert!(
+            n.is_multiple_of(8) && a.len() == m * k && b.len() == k * n && c.len() == m * n,
+            "register product: shapes"
+        );
+        if let Start::Bias(bias) = start {
+            assert_eq!(bias.len(), n, "register product: bias length");
+        }
+        let mut i0 = 0;
+        while i0 < m {
+            let i1 = (i0 + BLOCK_ROWS).min(m);
+            let mut j0 = 0;
+            while j0 < n {
+                let panel = Panel { n, j0 };
+                if n - j0 >= 16 {
+                    strips::<2, 6, ACT>(c, start, a, b, i0..i1, k, panel);
+                    j0 += 16;
+                } else {
+                    strips::<1, 12, ACT>(c, start, a, b, i0..i1, k, panel);
+                    j0 += 8;
+                }
+            }
+            after_block(&mut c[i0 * n..i1 * n]);
+            i0 = i1;
+        }
+    }
+
+    /// One panel of rows `rows`: strips of `R` rows, then of 2, then of 1.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn strips<const NB: usize, const R: usize, const ACT: u8>(
+        c: &mut [f32],
+        start: Start,
+        a: &[f32],
+        b: &[f32],
+        rows: std::ops::Range<usize>,
+        k: usize,
+        panel: Panel,
+    ) {
+        let mut i = rows.start;
+        while i + R <= rows.end {
+            strip::<NB, R, ACT>(c, start, a, b, i, k, panel);
+            i += R;
+        }
+        while i + 2 <= rows.end {
+            strip::<NB, 2, ACT>(c, start, a, b, i, k, panel);
+            i += 2;
+        }
+        if i < rows.end {
+            strip::<NB, 1, ACT>(c, start, a, b, i, k, panel);
+        }
+    }
+
+    /// Rows `i0 .. i0 + R`, columns `j0 .. j0 + 8·NB` of `c = a·b`: `R × NB` accumulators start
+    /// at `start`; for each `t` in order, `NB` loads of `b[t, panel]`, and for each row one
+    /// broadcast of `a[i, t]` and `NB` fused multiply-adds. So every element is the chain
+    /// `start + a[i,0]·b[0,j] + a[i,1]·b[1,j] + …`, rounded once per step, whatever the layout.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn strip<const NB: usize, const R: usize, const ACT: u8>(
+        c: &mut [f32],
+        start: Start,
+        a: &[f32],
+        b: &[f32],
+        i0: usize,
         k: usize,
         Panel { n, j0 }: Panel,
     ) {
-        let (n, j0) = if WHOLE { (NB * 8, 0) } else { (n, j0) };
-        let mut i = 0;
-        while i + 2 <= m {
-            let mut acc0 = [[0.0f32; 8]; NB];
-            let mut acc1 = [[0.0f32; 8]; NB];
-            match start {
-                Start::Zero => {}
-                Start::C => {
-                    load(&mut acc0, &c[i * n + j0..]);
-                    load(&mut acc1, &c[(i + 1) * n + j0..]);
-                }
-                Start::Bias(bias) => {
-                    load(&mut acc0, &bias[j0..]);
-                    load(&mut acc1, &bias[j0..]);
+        use std::arch::x86_64::*;
+        // every access below stays inside these bounds
+        assert!((i0 + R) * n <= c.len() && (i0 + R) * k <= a.len() && j0 + NB * 8 <= n);
+        assert!(k == 0 || (k - 1) * n + j0 + NB * 8 <= b.len());
+        // SAFETY: the pointers stay inside the slices (asserted above); loads and stores are
+        // unaligned; AVX2 and FMA are enabled for this function.
+        unsafe {
+            let cp = c.as_mut_ptr().add(i0 * n + j0);
+            let ap = a.as_ptr().add(i0 * k);
+            let bp = b.as_ptr().add(j0);
+            let mut acc = [[_mm256_setzero_ps(); NB]; R];
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                for (blk, v) in acc_r.iter_mut().enumerate() {
+                    *v = match start {
+                        Start::Zero => _mm256_setzero_ps(),
+                        Start::C => _mm256_loadu_ps(cp.add(r * n + blk * 8)),
+                        Start::Bias(bias) => _mm256_loadu_ps(bias.as_ptr().add(j0 + blk * 8)),
+                    };
                 }
             }
-            let (a0, a1) = (&a[i * k..(i + 1) * k], &a[(i + 1) * k..(i + 2) * k]);
-            for kk in 0..k {
-                let (x0, x1) = (a0[kk], a1[kk]);
-                let brow = &b[kk * n + j0..kk * n + j0 + NB * 8];
-                for blk in 0..NB {
-                    for l in 0..8 {
-                        let w = brow[blk * 8 + l];
-                        acc0[blk][l] = x0.mul_add(w, acc0[blk][l]);
-                        acc1[blk][l] = x1.mul_add(w, acc1[blk][l]);
+            for t in 0..k {
+                let mut b_t = [_mm256_setzero_ps(); NB];
+                for (blk, v) in b_t.iter_mut().enumerate() {
+                    *v = _mm256_loadu_ps(bp.add(t * n + blk * 8));
+                }
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let x = _mm256_broadcast_ss(&*ap.add(r * k + t));
+                    for (v, &w) in acc_r.iter_mut().zip(&b_t) {
+                        *v = _mm256_fmadd_ps(x, w, *v);
                     }
                 }
             }
-            store(&acc0, &mut c[i * n + j0..]);
-            store(&acc1, &mut c[(i + 1) * n + j0..]);
-            i += 2;
-        }
-        if i < m {
-            let mut acc = [[0.0f32; 8]; NB];
-            match start {
-                Start::Zero => {}
-                Start::C => load(&mut acc, &c[i * n + j0..]),
-                Start::Bias(bias) => load(&mut acc, &bias[j0..]),
-            }
-            let a0 = &a[i * k..(i + 1) * k];
-            for kk in 0..k {
-                let x0 = a0[kk];
-                let brow = &b[kk * n + j0..kk * n + j0 + NB * 8];
-                for blk in 0..NB {
-                    for l in 0..8 {
-                        acc[blk][l] = x0.mul_add(brow[blk * 8 + l], acc[blk][l]);
-                    }
+            for (r, acc_r) in acc.iter().enumerate() {
+                for (blk, &v) in acc_r.iter().enumerate() {
+                    let v = if ACT == ACT_ELU {
+                        crate::kernels::elu8(v)
+                    } else {
+                        v
+                    };
+                    _mm256_storeu_ps(cp.add(r * n + blk * 8), v);
                 }
             }
-            store(&acc, &mut c[i * n + j0..]);
         }
     }
 
@@ -1055,15 +1126,87 @@ mod tests {
                 matmul_bias_map(&mut got, &bias, (&a, &b), (m, k, n), elu);
                 assert_eq!(bits(&got), bits(&want), "bias m{m} k{k} n{n}");
 
+                // ELU on the accumulators, in registers
+                let mut want = vec![0.0; m * n];
+                matmul_bias(&mut want, &bias, &a, &b, m, k, n);
+                want.iter_mut().for_each(|v| *v = crate::kernels::elu(*v));
+                let mut got = vec![f32::NAN; m * n];
+                matmul_bias_map(&mut got, &bias, (&a, &b), (m, k, n), Elu);
+                assert_eq!(bits(&got), bits(&want), "Elu bias m{m} k{k} n{n}");
+
                 let start = data(m * n, 9);
                 for accumulate in [false, true] {
                     let mut want = start.clone();
                     matmul(&mut want, accumulate, &a, &b, m, k, n);
+                    let mut want_elu = want.clone();
                     want.iter_mut().for_each(|v| *v = elu(*v));
                     let mut got = start.clone();
                     matmul_map(&mut got, accumulate, &a, &b, (m, k, n), elu);
                     assert_eq!(bits(&got), bits(&want), "m{m} k{k} n{n} acc {accumulate}");
+                    want_elu
+                        .iter_mut()
+                        .for_each(|v| *v = crate::kernels::elu(*v));
+                    let mut got = start.clone();
+                    matmul_map(&mut got, accumulate, &a, &b, (m, k, n), Elu);
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want_elu),
+                        "Elu m{m} k{k} n{n} acc {accumulate}"
+                    );
                 }
+            }
+        }
+    }
+
+    /// On the register kernels every element of `a·b` is one chain of fused multiply-adds over
+    /// the inner index in order, from its start (zero, `c` or the bias): whatever the row strips,
+    /// column panels and blocks, the bits are those of the scalar chain.
+    #[test]
+    fn register_products_are_the_sequential_fused_sum_of_each_element() {
+        if !avx2_fma() {
+            return;
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for &(m, k) in &[
+            (1, 1),
+            (5, 3),
+            (7, 4),
+            (13, 15),
+            (31, 32),
+            (50, 17),
+            (100, 96),
+        ] {
+            for n in [8, 16, 24, 32, 40, 48, 64, 80, 96, 128] {
+                if !register_kernels(k, n) {
+                    continue;
+                }
+                let (a, b, bias, start) =
+                    (data(m * k, 1), data(k * n, 2), data(n, 3), data(m * n, 4));
+                let chain = |i: usize, j: usize, from: f32| {
+                    (0..k).fold(from, |acc, t| a[i * k + t].mul_add(b[t * n + j], acc))
+                };
+                let want = |from: &dyn Fn(usize, usize) -> f32| {
+                    (0..m * n)
+                        .map(|e| chain(e / n, e % n, from(e / n, e % n)))
+                        .collect::<Vec<_>>()
+                };
+                let mut got = vec![f32::NAN; m * n];
+                matmul(&mut got, false, &a, &b, m, k, n);
+                assert_eq!(bits(&got), bits(&want(&|_, _| 0.0)), "zero m{m} k{k} n{n}");
+                let mut got = start.clone();
+                matmul(&mut got, true, &a, &b, m, k, n);
+                assert_eq!(
+                    bits(&got),
+                    bits(&want(&|i, j| start[i * n + j])),
+                    "c m{m} k{k} n{n}"
+                );
+                let mut got = vec![f32::NAN; m * n];
+                matmul_bias(&mut got, &bias, &a, &b, m, k, n);
+                assert_eq!(
+                    bits(&got),
+                    bits(&want(&|_, j| bias[j])),
+                    "bias m{m} k{k} n{n}"
+                );
             }
         }
     }

@@ -172,12 +172,7 @@ impl Unary {
                     0.0
                 }
             }
-            Unary::Elu => {
-                // branch-free so loops vectorise, and without a select (which made the compiler
-                // emit masked stores in in-place loops, very slow on some CPUs): for x > 0,
-                // expm1_neg gives exactly 0 and the sum is x; otherwise max(x, 0) = 0 adds nothing
-                x.max(0.0) + kernels::expm1_neg(x)
-            }
+            Unary::Elu => kernels::elu(x),
             Unary::Softplus => {
                 if x > SOFTPLUS_THRESHOLD {
                     x
@@ -821,11 +816,12 @@ impl Tape {
         // the register kernels): same bits as the product followed by `act` on every element
         macro_rules! each {
             ($($k:ident),*) => { match act {
+                Unary::Elu => gemm::matmul_bias_map(o, bias, (xs, ws), (r, k, c), gemm::Elu),
                 $(Unary::$k => gemm::matmul_bias_map(o, bias, (xs, ws), (r, k, c), |v| Unary::$k.f(v)),)*
                 _ => unreachable!("checked above"),
             } };
         }
-        each!(Relu, Elu, Sigmoid, Tanh);
+        each!(Relu, Sigmoid, Tanh);
         let rg = self.rg(x) || self.rg(w) || self.rg(b);
         self.push(Op::LinearAct { x, w, b, act }, out, rg)
     }

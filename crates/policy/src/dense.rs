@@ -201,7 +201,7 @@ struct DenseBlock<'a> {
 
 impl DenseBlock<'_> {
     /// `out = f(x · w + bias [+ gathered])`, `f` applied to each output as the product finishes it.
-    fn product_into(&self, out: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
+    fn product_into(&self, out: &mut [f32], f: impl hdpo_autodiff::gemm::OutputMap) {
         match self.gathered {
             Some((index, p)) => {
                 index.gather_into(p, out, self.first_row, self.bias);
@@ -278,11 +278,12 @@ impl CustomOp for DenseElu {
                 bias,
                 shape: (end - start, inner, o),
             };
-            // without a residual the ELU is applied as the product finishes each output (in
-            // registers on the register kernels); with one, in a pass that also adds it
+            // without a residual the ELU is applied as the product finishes each output (to the
+            // accumulators, in registers, on the register kernels); with one, in a pass that
+            // also adds it
             match residual {
                 Some(_) => block.product_into(flat, |v| v),
-                None => block.product_into(flat, fast::elu),
+                None => block.product_into(flat, hdpo_autodiff::gemm::Elu),
             }
             if let Some(r) = residual {
                 fast::elu_in_place_plus(flat, &r[start * o..end * o]);
