@@ -33,9 +33,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p.mul_add(r, 1.666_666_5e-1);
     let p = p.mul_add(r, 0.5);
     let er = (p * r).mul_add(r, r) + 1.0;
-    // 2ⁿ from the integer left in the low mantissa bits of t (n ∈ [−126, 127] after the clamp)
-    let n_int = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
-    er * f32::from_bits(((n_int + 127) as u32) << 23)
+    er * pow2_from_rounded(t) // n ∈ [−126, 127] after the clamp
 }
 
 /// `eˣ − 1` in f32 for `x ≤ 0` (positive inputs are taken as 0, inputs below −87.3 as −87.3, NaN
@@ -64,8 +62,7 @@ pub fn expm1_neg(x: f32) -> f32 {
     let p = p.mul_add(r, 1.666_654_3e-1);
     let p = p.mul_add(r, 0.499_999_97);
     let q = (r * r).mul_add(p, r); // eʳ − 1
-    let n_int = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
-    let scale = f32::from_bits(((n_int + 127) as u32) << 23); // 2ⁿ
+    let scale = pow2_from_rounded(t); // 2ⁿ
     scale.mul_add(q, scale - 1.0)
 }
 
@@ -102,14 +99,23 @@ pub fn elu8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
     p = _mm256_fmadd_ps(p, r, splat(1.666_654_3e-1));
     p = _mm256_fmadd_ps(p, r, splat(0.499_999_97));
     let q = _mm256_fmadd_ps(_mm256_mul_ps(r, r), p, r);
-    let n_int = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(round));
-    let scale = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
-        n_int,
-        _mm256_set1_epi32(127),
-    )));
+    // 2ⁿ as in `pow2_from_rounded`
+    let scale = _mm256_castsi256_ps(_mm256_add_epi32(
+        _mm256_slli_epi32::<23>(_mm256_castps_si256(t)),
+        _mm256_set1_epi32(127 << 23),
+    ));
     let expm1 = _mm256_fmadd_ps(scale, q, _mm256_sub_ps(scale, splat(1.0)));
     // Rust's `f32::max(x, 0)` gives 0 for a NaN `x`; `_mm256_max_ps(x, 0)` does too (second operand)
     _mm256_add_ps(_mm256_max_ps(x, splat(0.0)), expm1)
+}
+
+/// `2ⁿ` from `t = x·log₂e + 1.5·2²³`, whose low mantissa bits hold the integer `n` (which must lie
+/// in [−126, 127]): `(n + 127) << 23` are the bits of `2ⁿ`. `t`'s bits are those of `1.5·2²³` plus
+/// `n`, and the low 9 bits of `1.5·2²³` are zero, so shifting `t`'s bits left by 23 leaves exactly
+/// `n << 23` (mod 2³²): a shift and an add, no subtraction of the rounding constant first.
+#[inline(always)]
+fn pow2_from_rounded(t: f32) -> f32 {
+    f32::from_bits((t.to_bits() << 23).wrapping_add(127 << 23))
 }
 
 /// `ln(1 + u)` in f32 for `u ≥ 0` (any finite value up to `f32::MAX`), branch-free and
@@ -479,6 +485,14 @@ mod tests {
                     "elu8({v:e}) = {y:e}, elu = {want:e}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn pow2_from_rounded_is_two_to_the_n_for_every_exponent() {
+        for n in -126i32..=127 {
+            let t = 12_582_912.0f32 + n as f32;
+            assert_eq!(pow2_from_rounded(t), 2f32.powi(n), "n = {n}");
         }
     }
 
