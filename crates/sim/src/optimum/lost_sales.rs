@@ -370,7 +370,7 @@ impl Model {
     }
 }
 
-/// Fills `partial[z·stride + a]` = R_z(a) = Σ_{i=a}^{z} P(z−i)·v[i] for 1 ≤ a ≤ z ≤ `top`.
+/// Fills `partial[z·stride + a]` = `R_z(a) = Σ_{i=a}^{z} P(z−i)·v[i]` for 1 ≤ a ≤ z ≤ `top`.
 fn fill_partial_sums(pmf: &[f64], v: &[f64], top: usize, partial: &mut Vec<f64>) -> usize {
     let stride = top + 2;
     partial.clear();
