@@ -13,6 +13,7 @@ use crate::ops::Op;
 use crate::params::{Grads, ParamId, ParamStore};
 use ndarray::Array2;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Handle of a node on a [`Tape`]. Only meaningful for the tape that created it, until its next reset.
 ///
@@ -56,20 +57,48 @@ pub(crate) struct Node {
 /// [`Tape::constant`] with a fresh array every step) do not make it grow without bound.
 #[derive(Default)]
 pub struct BufferPool {
-    free: HashMap<usize, Vec<Vec<f32>>>,
-    taken_now: HashMap<usize, usize>,
-    taken_before: HashMap<usize, usize>,
+    shelves: HashMap<usize, Shelf, BuildHasherDefault<LengthHasher>>,
+}
+
+/// Hashes the pool's keys, buffer lengths, with one multiplication and a rotation (the high bits
+/// of the product are the well-mixed ones): the standard SipHash cost more than the rest of a
+/// `take`.
+#[derive(Default)]
+struct LengthHasher(u64);
+
+impl Hasher for LengthHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
+    }
+}
+
+/// The pool's buffers of one length, and how many of that length were taken in this step and in
+/// the previous one.
+#[derive(Default)]
+struct Shelf {
+    free: Vec<Vec<f32>>,
+    taken_now: usize,
+    taken_before: usize,
 }
 
 impl BufferPool {
     /// A buffer of shape `(rows, cols)` with unspecified contents: the caller overwrites every element.
     pub fn take(&mut self, rows: usize, cols: usize) -> Array2<f32> {
         let len = rows * cols;
-        *self.taken_now.entry(len).or_default() += 1;
-        let data = match self.free.get_mut(&len).and_then(|v| v.pop()) {
-            Some(buf) => buf,
-            None => vec![0.0; len],
-        };
+        let shelf = self.shelves.entry(len).or_default();
+        shelf.taken_now += 1;
+        let data = shelf.free.pop().unwrap_or_else(|| vec![0.0; len]);
         Array2::from_shape_vec((rows, cols), data).expect("pool buffer has the requested length")
     }
 
@@ -91,27 +120,24 @@ impl BufferPool {
         if offset.is_some_and(|o| o != 0) {
             return;
         }
-        let len = data.len();
-        let cap = self
-            .taken_now
-            .get(&len)
-            .copied()
-            .unwrap_or(0)
-            .max(self.taken_before.get(&len).copied().unwrap_or(0));
-        let free = self.free.entry(len).or_default();
-        if free.len() < cap {
-            free.push(data);
+        let shelf = self.shelves.entry(data.len()).or_default();
+        if shelf.free.len() < shelf.taken_now.max(shelf.taken_before) {
+            shelf.free.push(data);
         }
     }
 
-    /// Marks the end of a step: the takes of this step become the cap of the next one.
+    /// Marks the end of a step: the takes of this step become the cap of the next one (shelves
+    /// left with no buffer and no takes are dropped).
     pub fn end_step(&mut self) {
-        self.taken_before = std::mem::take(&mut self.taken_now);
+        self.shelves.retain(|_, shelf| {
+            shelf.taken_before = std::mem::take(&mut shelf.taken_now);
+            shelf.taken_before > 0 || !shelf.free.is_empty()
+        });
     }
 
     /// Number of buffers currently waiting for reuse.
     pub fn len(&self) -> usize {
-        self.free.values().map(|v| v.len()).sum()
+        self.shelves.values().map(|shelf| shelf.free.len()).sum()
     }
 
     /// True when no buffer is waiting.
