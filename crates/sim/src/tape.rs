@@ -541,21 +541,18 @@ fn store_cost_partials(
     underage: f32,
     objective: Objective,
 ) -> (f32, f32) {
-    let over = if on > d { holding } else { 0.0 };
+    let over = select_or_zero(on > d, holding);
     match objective {
         Objective::Cost => {
-            let under = if on < d { underage } else { 0.0 };
+            let under = select_or_zero(on < d, underage);
             (over - under, under - over)
         }
         Objective::Profit => {
-            // −p·min(on, d): the smaller argument gets the gradient, a tie splits it
-            let (sales_on, sales_d) = if on < d {
-                (1.0, 0.0)
-            } else if on > d {
-                (0.0, 1.0)
-            } else {
-                (0.5, 0.5)
-            };
+            // −p·min(on, d): the smaller argument gets the gradient, a tie (or NaN) splits it
+            let (below, above) = (on < d, on > d);
+            let tie = !below && !above;
+            let sales_on = select_or_zero(below, 1.0) + select_or_zero(tie, 0.5);
+            let sales_d = select_or_zero(above, 1.0) + select_or_zero(tie, 0.5);
             (over - underage * sales_on, -over - underage * sales_d)
         }
     }
@@ -565,9 +562,16 @@ fn store_cost_partials(
 fn leftover_partials(on: f32, d: f32, unmet: UnmetDemand) -> (f32, f32) {
     match unmet {
         UnmetDemand::Backlogged => (1.0, -1.0),
-        UnmetDemand::Lost if on > d => (1.0, -1.0),
-        UnmetDemand::Lost => (0.0, 0.0),
+        UnmetDemand::Lost => (select_or_zero(on > d, 1.0), select_or_zero(on > d, -1.0)),
     }
+}
+
+/// `v` if `take`, else `+0.0`, by masking the bits rather than branching: the comparisons in the
+/// partials above depend on the data (on-hand against demand), so a branch would be mispredicted
+/// about as often as taken, and these loops run once per row and period.
+#[inline(always)]
+fn select_or_zero(take: bool, v: f32) -> f32 {
+    f32::from_bits(v.to_bits() & u32::from(take).wrapping_neg())
 }
 
 /// Store cost of one period: input `[pipeline (R, Ls), demand (R, 1)]`, output `(R, 1)`.
@@ -1081,6 +1085,42 @@ mod tests {
     use crate::settings::{list_settings, setting};
     use rand::{RngExt, SeedableRng};
     use rand_pcg::Pcg64Mcg;
+
+    /// The branch-free partials, on each side of the kink, at the kink and at NaN: the cost mode
+    /// gives the kink 0, the profit mode's `min(on, d)` splits it (and NaN) half and half, lost
+    /// sales pass the gradient only while stock is left over, and the masks give `+0`, never `−0`
+    /// (the zeros the branches gave before).
+    #[test]
+    fn store_partials_on_each_side_of_the_kink() {
+        let (h, p) = (1.5, 9.0);
+        let cost = |on, d| store_cost_partials(on, d, h, p, Objective::Cost);
+        let profit = |on, d| store_cost_partials(on, d, h, p, Objective::Profit);
+        assert_eq!(cost(5.0, 3.0), (h, -h));
+        assert_eq!(cost(3.0, 5.0), (-p, p));
+        assert_eq!(cost(4.0, 4.0), (0.0, 0.0));
+        assert_eq!(cost(f32::NAN, 4.0), (0.0, 0.0));
+        assert_eq!(profit(5.0, 3.0), (h, -h - p));
+        assert_eq!(profit(3.0, 5.0), (-p, 0.0));
+        assert_eq!(profit(4.0, 4.0), (-0.5 * p, -0.5 * p));
+        assert_eq!(profit(4.0, f32::NAN), (-0.5 * p, -0.5 * p));
+        let lost = |on, d| leftover_partials(on, d, UnmetDemand::Lost);
+        assert_eq!(lost(5.0, 3.0), (1.0, -1.0));
+        assert_eq!(lost(3.0, 5.0), (0.0, 0.0));
+        assert_eq!(lost(4.0, 4.0), (0.0, 0.0));
+        assert_eq!(
+            leftover_partials(3.0, 5.0, UnmetDemand::Backlogged),
+            (1.0, -1.0)
+        );
+        for (a, b) in [
+            cost(4.0, 4.0),
+            cost(5.0, 3.0),
+            lost(3.0, 5.0),
+            lost(4.0, 4.0),
+        ] {
+            assert!(a.is_sign_positive() || a != 0.0, "−0 in {a}");
+            assert!(b.is_sign_positive() || b != 0.0, "−0 in {b}");
+        }
+    }
 
     /// `backward_into` against the trait's plain `backward` (zeroed buffers, then `+=`): fresh
     /// buffers full of NaN must come out equal to `0 + backward`, and existing adjoints must come
