@@ -271,13 +271,7 @@ pub fn matmul_a_bt(
     let width = if pad { padded } else { n };
     A_BT_SCRATCH.with(|cell| {
         let (bt, out) = &mut *cell.borrow_mut();
-        bt.clear();
-        bt.resize(k * width, 0.0); // the padding columns stay 0
-        for (j, b_row) in b.chunks_exact(k).enumerate() {
-            for (t, &v) in b_row.iter().enumerate() {
-                bt[t * width + j] = v;
-            }
-        }
+        transpose_into(bt, b, k, width);
         if !pad {
             matmul(c, accumulate, a, bt, m, k, n);
             return;
@@ -287,6 +281,85 @@ pub fn matmul_a_bt(
         // the first n columns (a plain loop per row, not a `memcpy` call per row)
         crate::kernels::copy_columns((c, n, 0), (out, width, 0), n, accumulate);
     });
+}
+
+/// `bt = bᵀ` for `b: n×k`, with rows of `width ≥ n` floats (the columns past `n` are 0).
+fn transpose_into(bt: &mut Vec<f32>, b: &[f32], k: usize, width: usize) {
+    bt.clear();
+    bt.resize(k * width, 0.0);
+    for (j, b_row) in b.chunks_exact(k).enumerate() {
+        for (t, &v) in b_row.iter().enumerate() {
+            bt[t * width + j] = v;
+        }
+    }
+}
+
+/// An activation's derivative as a function of the activation's output, which
+/// [`matmul_a_bt_times_derivative`] multiplies into a product: any `Fn(f32) -> f32` (applied in a
+/// pass after the product), or [`EluDerivative`], which the register kernels apply to their
+/// accumulators before storing them.
+pub trait OutputDerivative: Copy {
+    /// The derivative at output `y`.
+    fn at(self, y: f32) -> f32;
+    /// True for [`EluDerivative`]: the register kernels use its vector form on the accumulators.
+    const IS_ELU: bool = false;
+}
+
+impl<F: Fn(f32) -> f32 + Copy> OutputDerivative for F {
+    fn at(self, y: f32) -> f32 {
+        self(y)
+    }
+}
+
+/// ELU's derivative from its output ([`crate::kernels::elu_derivative`]) as an
+/// [`OutputDerivative`]: on the register kernels it multiplies the accumulators, in registers.
+#[derive(Clone, Copy, Debug)]
+pub struct EluDerivative;
+
+impl OutputDerivative for EluDerivative {
+    fn at(self, y: f32) -> f32 {
+        crate::kernels::elu_derivative(y)
+    }
+    const IS_ELU: bool = true;
+}
+
+/// `c = (a · bᵀ) ⊙ df(y)` elementwise, `a: m×k`, `b: n×k`, `y` and `c`: `m×n`. This is the input
+/// gradient of a layer whose input `y` is the output of an activation, already multiplied by
+/// that activation's derivative: the adjoint of the activation's *input*, so the layer that
+/// produced `y` need not make its own pass `g ⊙ df(y)` over memory. The same bits as
+/// [`matmul_a_bt`] followed by `c[i] *= df(y[i])`; with [`EluDerivative`] on the register kernels
+/// the multiplication is done on the accumulators.
+pub fn matmul_a_bt_times_derivative(
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    y: &[f32],
+    (m, k, n): (usize, usize, usize),
+    df: impl OutputDerivative,
+) {
+    assert!(
+        a.len() == m * k && b.len() == n * k && c.len() == m * n && y.len() == m * n,
+        "matmul_a_bt_times_derivative: slice sizes"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if has_elu_derivative(df) && m > 0 && register_kernels(k, n) {
+        A_BT_SCRATCH.with(|cell| {
+            let (bt, _) = &mut *cell.borrow_mut();
+            transpose_into(bt, b, k, n);
+            // SAFETY: AVX2 and FMA were detected at run time (`register_kernels`).
+            unsafe { avx2::matmul_times_elu_derivative(c, a, bt, y, m, k, n) };
+        });
+        return;
+    }
+    matmul_a_bt(c, false, a, b, m, k, n);
+    for (ci, &yi) in c.iter_mut().zip(y) {
+        *ci *= df.at(yi);
+    }
+}
+
+/// `D::IS_ELU` for a value of `D` (a constant: the branch above is resolved at compile time).
+fn has_elu_derivative<D: OutputDerivative>(_: D) -> bool {
+    D::IS_ELU
 }
 
 /// `c = aᵀ · g` (or `+=`), `a: m×k`, `g: m×n`, `c: k×n` — summing over the `m` rows.
@@ -513,9 +586,9 @@ mod avx2 {
         f: F,
     ) {
         if F::IS_ELU {
-            blocks::<ACT_ELU>(c, start, a, b, (m, k, n), |_| {});
+            blocks::<ACT_ELU>(c, start, (a, b, &[]), (m, k, n), |_| {});
         } else {
-            blocks::<ACT_NONE>(c, start, a, b, (m, k, n), |block| {
+            blocks::<ACT_NONE>(c, start, (a, b, &[]), (m, k, n), |block| {
                 block.iter_mut().for_each(|v| *v = f.apply(*v))
             });
         }
@@ -524,7 +597,23 @@ mod avx2 {
     /// `c = a·b` (from `start`), `n` a multiple of 8.
     #[target_feature(enable = "avx2,fma")]
     pub fn matmul(c: &mut [f32], start: Start, a: &[f32], b: &[f32], m: usize, k: usize, n: usize) {
-        blocks::<ACT_NONE>(c, start, a, b, (m, k, n), |_| {});
+        blocks::<ACT_NONE>(c, start, (a, b, &[]), (m, k, n), |_| {});
+    }
+
+    /// `c = (a·b) ⊙ elu_derivative(y)`, `y: m×n`: each accumulator is multiplied by
+    /// [`crate::kernels::elu_derivative8`] of the matching 8 outputs of `y` before it is stored.
+    #[target_feature(enable = "avx2,fma")]
+    pub fn matmul_times_elu_derivative(
+        c: &mut [f32],
+        a: &[f32],
+        b: &[f32],
+        y: &[f32],
+        m: usize,
+        k: usize,
+        n: usize,
+    ) {
+        assert_eq!(y.len(), m * n, "register product: y shape");
+        blocks::<ACT_TIMES_ELU_DERIVATIVE>(c, Start::Zero, (a, b, y), (m, k, n), |_| {});
     }
 
     /// Columns `j0 .. j0 + 8·NB` of matrices with rows of `n` floats.
@@ -534,9 +623,11 @@ mod avx2 {
         j0: usize,
     }
 
-    /// What a strip applies to its accumulators before storing them.
+    /// What a strip applies to its accumulators before storing them: nothing, ELU, or a
+    /// multiplication by ELU's derivative at the matching outputs of `y`.
     const ACT_NONE: u8 = 0;
     const ACT_ELU: u8 = 1;
+    const ACT_TIMES_ELU_DERIVATIVE: u8 = 2;
 
     /// Rows per block: the block's rows of `a` (≤ 9 KiB at `k = 96`) stay in L1 while every
     /// column panel passes over them, and `after_block` sees the block's outputs while they are
@@ -547,13 +638,13 @@ mod avx2 {
     /// 8-column one for the rest), each panel into strips of rows (6 rows of a 16-column panel, 12
     /// of an 8-column one: 12 accumulators, enough to hide the FMA latency, plus the loads of `b`
     /// and one broadcast of `a`: 15 of the 16 `ymm` registers), then leftover rows by 2 and 1.
+    /// `y` is read only by [`ACT_TIMES_ELU_DERIVATIVE`] (empty otherwise).
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     fn blocks<const ACT: u8>(
         c: &mut [f32],
         start: Start,
-        a: &[f32],
-        b: &[f32],
+        (a, b, y): (&[f32], &[f32], &[f32]),
         (m, k, n): (usize, usize, usize),
         mut after_block: impl FnMut(&mut [f32]),
     ) {
@@ -571,10 +662,10 @@ mod avx2 {
             while j0 < n {
                 let panel = Panel { n, j0 };
                 if n - j0 >= 16 {
-                    strips::<2, 6, ACT>(c, start, a, b, i0..i1, k, panel);
+                    strips::<2, 6, ACT>(c, start, (a, b, y), i0..i1, k, panel);
                     j0 += 16;
                 } else {
-                    strips::<1, 12, ACT>(c, start, a, b, i0..i1, k, panel);
+                    strips::<1, 12, ACT>(c, start, (a, b, y), i0..i1, k, panel);
                     j0 += 8;
                 }
             }
@@ -589,23 +680,22 @@ mod avx2 {
     fn strips<const NB: usize, const R: usize, const ACT: u8>(
         c: &mut [f32],
         start: Start,
-        a: &[f32],
-        b: &[f32],
+        operands: (&[f32], &[f32], &[f32]),
         rows: std::ops::Range<usize>,
         k: usize,
         panel: Panel,
     ) {
         let mut i = rows.start;
         while i + R <= rows.end {
-            strip::<NB, R, ACT>(c, start, a, b, i, k, panel);
+            strip::<NB, R, ACT>(c, start, operands, i, k, panel);
             i += R;
         }
         while i + 2 <= rows.end {
-            strip::<NB, 2, ACT>(c, start, a, b, i, k, panel);
+            strip::<NB, 2, ACT>(c, start, operands, i, k, panel);
             i += 2;
         }
         if i < rows.end {
-            strip::<NB, 1, ACT>(c, start, a, b, i, k, panel);
+            strip::<NB, 1, ACT>(c, start, operands, i, k, panel);
         }
     }
 
@@ -618,8 +708,7 @@ mod avx2 {
     fn strip<const NB: usize, const R: usize, const ACT: u8>(
         c: &mut [f32],
         start: Start,
-        a: &[f32],
-        b: &[f32],
+        (a, b, y): (&[f32], &[f32], &[f32]),
         i0: usize,
         k: usize,
         Panel { n, j0 }: Panel,
@@ -628,6 +717,7 @@ mod avx2 {
         // every access below stays inside these bounds
         assert!((i0 + R) * n <= c.len() && (i0 + R) * k <= a.len() && j0 + NB * 8 <= n);
         assert!(k == 0 || (k - 1) * n + j0 + NB * 8 <= b.len());
+        assert!(ACT != ACT_TIMES_ELU_DERIVATIVE || y.len() == c.len());
         // SAFETY: the pointers stay inside the slices (asserted above); loads and stores are
         // unaligned; AVX2 and FMA are enabled for this function.
         unsafe {
@@ -658,12 +748,17 @@ mod avx2 {
             }
             for (r, acc_r) in acc.iter().enumerate() {
                 for (blk, &v) in acc_r.iter().enumerate() {
-                    let v = if ACT == ACT_ELU {
-                        crate::kernels::elu8(v)
-                    } else {
-                        v
+                    let at = r * n + blk * 8;
+                    let v = match ACT {
+                        ACT_ELU => crate::kernels::elu8(v),
+                        ACT_TIMES_ELU_DERIVATIVE => {
+                            let yp = y.as_ptr().add(i0 * n + j0);
+                            let df = crate::kernels::elu_derivative8(_mm256_loadu_ps(yp.add(at)));
+                            _mm256_mul_ps(v, df)
+                        }
+                        _ => v,
                     };
-                    _mm256_storeu_ps(cp.add(r * n + blk * 8), v);
+                    _mm256_storeu_ps(cp.add(at), v);
                 }
             }
         }
@@ -1207,6 +1302,35 @@ mod tests {
                     bits(&want(&|_, j| bias[j])),
                     "bias m{m} k{k} n{n}"
                 );
+            }
+        }
+    }
+
+    /// `(a·bᵀ) ⊙ df(y)` has the bits of `a·bᵀ` followed by the multiplication, on every path:
+    /// ELU's derivative on the accumulators of the register kernels (panels of 16 and 8 columns,
+    /// strips of 6, 12, 2 and 1 rows), and the pass after the product elsewhere (padded, narrow
+    /// and general shapes, and a closure).
+    #[test]
+    fn products_times_a_derivative_have_the_bits_of_product_then_multiply() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for &(m, k) in &[(1, 1), (7, 3), (13, 32), (50, 17), (100, 64), (37, 200)] {
+            for n in [8, 16, 24, 32, 40, 64, 15, 3, 130] {
+                let (a, b) = (data(m * k, 5), data(n * k, 6));
+                // activation outputs in ELU's range, both sides of 0
+                let y: Vec<f32> = data(m * n, 7).iter().map(|v| 1.5 * v).collect();
+                let mut want = vec![0.0f32; m * n];
+                matmul_a_bt(&mut want, false, &a, &b, m, k, n);
+                let plain = want.clone();
+                for (w, &yi) in want.iter_mut().zip(&y) {
+                    *w *= crate::kernels::elu_derivative(yi);
+                }
+                let mut got = vec![f32::NAN; m * n];
+                matmul_a_bt_times_derivative(&mut got, &a, &b, &y, (m, k, n), EluDerivative);
+                assert_eq!(bits(&got), bits(&want), "elu m{m} k{k} n{n}");
+                let tanh = |v: f32| 1.0 - v * v;
+                let want: Vec<f32> = plain.iter().zip(&y).map(|(p, &v)| p * tanh(v)).collect();
+                matmul_a_bt_times_derivative(&mut got, &a, &b, &y, (m, k, n), tanh);
+                assert_eq!(bits(&got), bits(&want), "closure m{m} k{k} n{n}");
             }
         }
     }

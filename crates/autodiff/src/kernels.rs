@@ -109,6 +109,29 @@ pub fn elu8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
     _mm256_add_ps(_mm256_max_ps(x, splat(0.0)), expm1)
 }
 
+/// ELU's derivative from its output `y = elu(x)`: 1 for `y > 0`, otherwise `y + 1` (which is
+/// `eˣ`). The backward pass of a fused ELU layer uses it, so the pre-activation need not be kept.
+#[inline(always)]
+pub fn elu_derivative(y: f32) -> f32 {
+    if y > 0.0 { 1.0 } else { y + 1.0 }
+}
+
+/// [`elu_derivative`] on 8 lanes, with the same bits: `min(1, y + 1)`. For `y > 0`, `y + 1`
+/// rounds to 1 or more; otherwise it is at most 1; a NaN `y` gives NaN (`min` returns its second
+/// operand when one is NaN). Tested on the same grid as [`elu8`].
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (callers are compiled for it after a run-time check).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub fn elu_derivative8(y: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let one = _mm256_set1_ps(1.0);
+    _mm256_min_ps(one, _mm256_add_ps(y, one))
+}
+
 /// `2ⁿ` from `t = x·log₂e + 1.5·2²³`, whose low mantissa bits hold the integer `n` (which must lie
 /// in [−126, 127]): `(n + 127) << 23` are the bits of `2ⁿ`. `t`'s bits are those of `1.5·2²³` plus
 /// `n`, and the low 9 bits of `1.5·2²³` are zero, so shifting `t`'s bits left by 23 leaves exactly
@@ -486,6 +509,59 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The 8-lane ELU derivative has the scalar one's bits on the grid of `elu8_has_the_bits_of_elu`
+    /// shifted into ELU's range (−1, ∞), at its edges, and at infinities and NaN.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn elu_derivative8_has_the_bits_of_elu_derivative() {
+        use std::arch::x86_64::*;
+        if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+            return;
+        }
+        let mut y: Vec<f32> = (0..1_000_000).map(|i| -1.0 + i as f32 * 1.1e-5).collect();
+        y.extend([
+            0.0,
+            -0.0,
+            1e-40,
+            -1e-40,
+            1e-8,
+            -1e-8,
+            -1.0,
+            -0.999_999_9,
+            3.0e38,
+        ]);
+        y.extend([
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::MAX,
+            f32::MIN,
+        ]);
+        while !y.len().is_multiple_of(8) {
+            y.push(0.5);
+        }
+        for lanes in y.chunks_exact(8) {
+            let mut got = [0.0f32; 8];
+            // SAFETY: AVX2 and FMA were detected above; the pointers address 8 floats each.
+            unsafe {
+                _mm256_storeu_ps(
+                    got.as_mut_ptr(),
+                    elu_derivative8(_mm256_loadu_ps(lanes.as_ptr())),
+                )
+            };
+            for (&v, &d) in lanes.iter().zip(&got) {
+                let want = elu_derivative(v);
+                assert!(
+                    d.to_bits() == want.to_bits() || (d.is_nan() && want.is_nan()),
+                    "elu_derivative8({v:e}) = {d:e}, elu_derivative = {want:e}"
+                );
+            }
+        }
+        assert_eq!(elu_derivative(2.0), 1.0);
+        assert_eq!(elu_derivative(-0.25), 0.75);
     }
 
     #[test]

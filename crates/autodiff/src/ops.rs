@@ -106,11 +106,29 @@ impl Op {
 
     /// The inputs of this op (resolving input lists through the tape).
     pub(crate) fn inputs(&self, lists: &[Var]) -> Vec<Var> {
+        let mut inputs = Vec::new();
+        self.for_each_input(lists, |v| inputs.push(v));
+        inputs
+    }
+
+    /// Calls `f` on each input of this op, in order (no allocation: [`Tape`] counts consumers
+    /// with it on every push).
+    pub(crate) fn for_each_input(&self, lists: &[Var], mut f: impl FnMut(Var)) {
         match self {
-            Op::Constant | Op::Variable | Op::Param(_) => vec![],
-            Op::Binary { a, b, .. } | Op::MatMul { a, b } => vec![*a, *b],
-            Op::Linear { x, w, b } | Op::LinearAct { x, w, b, .. } => vec![*x, *w, *b],
-            Op::AddAtColumn { x, v, .. } => vec![*x, *v],
+            Op::Constant | Op::Variable | Op::Param(_) => {}
+            Op::Binary { a, b, .. } | Op::MatMul { a, b } => {
+                f(*a);
+                f(*b);
+            }
+            Op::Linear { x, w, b } | Op::LinearAct { x, w, b, .. } => {
+                f(*x);
+                f(*w);
+                f(*b);
+            }
+            Op::AddAtColumn { x, v, .. } => {
+                f(*x);
+                f(*v);
+            }
             Op::Affine { x, .. }
             | Op::Unary { x, .. }
             | Op::Clamp { x, .. }
@@ -120,10 +138,11 @@ impl Op {
             | Op::GatherRows { x, .. }
             | Op::SegmentSum { x, .. }
             | Op::SoftmaxRows { x }
-            | Op::ShiftLeft { x } => vec![*x],
-            Op::Concat { start, len } | Op::Custom { start, len, .. } => {
-                lists[*start as usize..(*start + *len) as usize].to_vec()
-            }
+            | Op::ShiftLeft { x } => f(*x),
+            Op::Concat { start, len } | Op::Custom { start, len, .. } => lists
+                [*start as usize..(*start + *len) as usize]
+                .iter()
+                .for_each(|&v| f(v)),
         }
     }
 }
@@ -243,13 +262,7 @@ impl Unary {
                     0.0
                 }
             }
-            Unary::Elu => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    y + 1.0
-                }
-            }
+            Unary::Elu => kernels::elu_derivative(y),
             Unary::Sigmoid => y * (1.0 - y),
             Unary::Tanh => 1.0 - y * y,
             _ => panic!("{self:?} has no derivative from its output"),
@@ -1182,6 +1195,11 @@ pub(crate) fn backward_node(
 
         Op::Linear { x, w, b } => linear_backward(sink, val(*x), val(*w), (*x, *w, *b), g),
 
+        Op::LinearAct { x, w, b, .. } if sink.is_folded(i) => {
+            // the layer reading y delivered dp = g ⊙ act'(y) already (`fold_activation`)
+            linear_backward(sink, val(*x), val(*w), (*x, *w, *b), g);
+        }
+
         Op::LinearAct { x, w, b, act } => {
             // y = act(p), p = x·w + b:  dp = g ⊙ act'(y), then as Linear with dp
             let mut dp = sink.scratch(g.nrows(), g.ncols());
@@ -1454,7 +1472,10 @@ fn linear_backward(
     g: &Array2<f32>,
 ) {
     if sink.wants(x) {
-        grad_times_transpose(sink, x, g, vw);
+        match sink.fold_activation(x) {
+            Some(act) => grad_times_transpose_folded(sink, x, g, vw, act),
+            None => grad_times_transpose(sink, x, g, vw),
+        }
     }
     if sink.wants(w) {
         let (dst, fresh) = sink.slot(w);
@@ -1485,6 +1506,42 @@ fn grad_times_transpose(sink: &mut GradSink, target: Var, g: &Array2<f32>, m: &A
         c,
         k,
     );
+}
+
+/// Writes `(g · mᵀ) ⊙ act'(y)` as the adjoint of `target`, whose value `y` is the output of a
+/// fused layer with activation `act` ([`GradSink::fold_activation`] said the fold is allowed), and
+/// marks it folded: that layer's backward rule then uses it as its `dp` directly. The same bits as
+/// writing `g · mᵀ` and letting the layer multiply by `act'(y)`.
+fn grad_times_transpose_folded(
+    sink: &mut GradSink,
+    target: Var,
+    g: &Array2<f32>,
+    m: &Array2<f32>,
+    act: Unary,
+) {
+    let (r, c) = g.dim();
+    let k = m.nrows();
+    let nodes = sink.nodes;
+    let y = nodes[target.index()]
+        .value
+        .as_slice()
+        .expect("standard layout");
+    let (dst, fresh) = sink.slot(target);
+    assert!(fresh, "a folded adjoint is the first one");
+    let (dst, g, m) = (
+        dst.as_slice_mut().expect("standard layout"),
+        g.as_slice().expect("standard layout"),
+        m.as_slice().expect("standard layout"),
+    );
+    match act {
+        Unary::Elu => {
+            gemm::matmul_a_bt_times_derivative(dst, g, m, y, (r, c, k), gemm::EluDerivative)
+        }
+        _ => gemm::matmul_a_bt_times_derivative(dst, g, m, y, (r, c, k), move |y| {
+            act.df_from_output(y)
+        }),
+    }
+    sink.mark_folded(target);
 }
 
 /// `dst (=|+=) aᵀ · g` with `a: r×k`, `g: r×c`: the weight gradient of a product.

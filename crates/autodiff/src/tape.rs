@@ -47,6 +47,8 @@ pub(crate) struct Node {
     pub(crate) op: Op,
     pub(crate) value: Array2<f32>,
     pub(crate) requires_grad: bool,
+    /// How many recorded ops read this node (an op that reads it twice counts twice).
+    pub(crate) consumers: u32,
 }
 
 /// Recycled `Vec<f32>` buffers, keyed by length. A step that records the same shapes every time
@@ -165,6 +167,9 @@ impl BufferPool {
 pub struct Tape {
     pub(crate) nodes: Nodes,
     pub(crate) grads: Vec<Option<Array2<f32>>>,
+    /// During [`Tape::backward`]: `folded[i]` says that node `i`'s adjoint was delivered already
+    /// multiplied by the derivative of its activation (see [`GradSink::fold_activation`]).
+    folded: Vec<bool>,
     /// Input lists of ops with a variable number of inputs (concat, custom ops), as ranges into this.
     pub(crate) input_lists: Vec<Var>,
     /// The node of each parameter used since the last reset, so a parameter is copied once per step.
@@ -229,6 +234,7 @@ impl Tape {
                 stamp: fresh_stamp(),
             },
             grads: Vec::new(),
+            folded: Vec::new(),
             input_lists: Vec::new(),
             param_vars: Vec::new(),
             pool: BufferPool::default(),
@@ -280,6 +286,12 @@ impl Tape {
     /// Number of recycled buffers waiting in the pool (for tests and diagnostics).
     pub fn pooled_buffers(&self) -> usize {
         self.pool.len()
+    }
+
+    /// Number of adjoints that the last [`Tape::backward`] delivered with an activation's
+    /// derivative folded in (a fused layer read only by another layer; for tests and diagnostics).
+    pub fn folded_adjoints(&self) -> usize {
+        self.folded.iter().filter(|&&f| f).count()
     }
 
     /// Number of nodes recorded since the last reset.
@@ -398,6 +410,7 @@ impl Tape {
             op,
             value,
             requires_grad,
+            consumers: 0,
         });
         self.last_var()
     }
@@ -407,10 +420,13 @@ impl Tape {
     pub(crate) fn push(&mut self, op: Op, value: Array2<f32>, inputs_require_grad: bool) -> Var {
         let requires_grad = self.recording && inputs_require_grad;
         let op = if requires_grad { op } else { Op::Constant };
+        let nodes = &mut self.nodes.list;
+        op.for_each_input(&self.input_lists, |v| nodes[v.index()].consumers += 1);
         self.nodes.push(Node {
             op,
             value,
             requires_grad,
+            consumers: 0,
         });
         self.last_var()
     }
@@ -427,7 +443,8 @@ impl Tape {
     /// Reverse sweep from `loss` (a `(1, 1)` node): seeds d(loss)/d(loss) = 1, visits every node from
     /// `loss` down to the first, and lets each push its adjoint to its inputs. Parameter adjoints are
     /// **added** into `grads` (so several losses or shards can accumulate; zero `grads` first for a
-    /// fresh gradient). Adjoints of other nodes stay readable with [`Tape::grad`] until the next reset.
+    /// fresh gradient). The adjoints of variables stay readable with [`Tape::grad`] until the next
+    /// reset; the others are recycled during the sweep.
     pub fn backward(&mut self, loss: Var, grads: &mut Grads) {
         assert_eq!(
             self.shape(loss),
@@ -438,6 +455,8 @@ impl Tape {
             self.pool.give(g);
         }
         self.grads.resize_with(self.nodes.len(), || None);
+        self.folded.clear();
+        self.folded.resize(self.nodes.len(), false);
         if !self.nodes[loss].requires_grad {
             return;
         }
@@ -455,6 +474,7 @@ impl Tape {
             let mut sink = GradSink {
                 nodes: &self.nodes,
                 grads: &mut self.grads,
+                folded: &mut self.folded,
                 pool: &mut self.pool,
             };
             crate::ops::backward_node(
@@ -483,10 +503,36 @@ impl Tape {
 pub struct GradSink<'a> {
     pub(crate) nodes: &'a [Node],
     pub(crate) grads: &'a mut Vec<Option<Array2<f32>>>,
+    pub(crate) folded: &'a mut [bool],
     pub(crate) pool: &'a mut BufferPool,
 }
 
 impl GradSink<'_> {
+    /// The activation of `v`'s fused layer when the backward rule that is about to write `v`'s
+    /// adjoint may *fold* that activation's derivative into it (write `g ⊙ act'(v)` instead of `g`,
+    /// then mark it with [`GradSink::mark_folded`]): `v` is the output of an [`Op::LinearAct`],
+    /// read by this one op only, and no adjoint has reached it yet. The layer's own backward rule
+    /// then skips its pass `g ⊙ act'(y)` over memory.
+    pub(crate) fn fold_activation(&self, v: Var) -> Option<crate::ops::Unary> {
+        let node = &self.nodes[v.index()];
+        match node.op {
+            Op::LinearAct { act, .. } if node.consumers == 1 && self.grads[v.index()].is_none() => {
+                Some(act)
+            }
+            _ => None,
+        }
+    }
+
+    /// Records that `v`'s adjoint already holds the derivative of its activation.
+    pub(crate) fn mark_folded(&mut self, v: Var) {
+        self.folded[v.index()] = true;
+    }
+
+    /// True when node `i`'s adjoint was delivered with its activation's derivative folded in.
+    pub(crate) fn is_folded(&self, i: usize) -> bool {
+        self.folded[i]
+    }
+
     /// True when a gradient must be delivered to `v`.
     pub fn wants(&self, v: Var) -> bool {
         self.nodes[v.index()].requires_grad

@@ -220,6 +220,78 @@ fn linear_act_equals_linear_then_activation_bit_for_bit() {
     }
 }
 
+/// Two layers in a row: the second one's input gradient is delivered to the first already
+/// multiplied by the first's activation derivative (the fold), when the hidden layer has no
+/// other reader. Values and every gradient equal those of `linear`, the activation and `linear`
+/// recorded as separate ops, bit for bit, on every product path of the fold (hidden width 32:
+/// register kernels; 15: padded; 72: general GEMM; 3: narrow) and for each activation; the tape
+/// reports one folded adjoint, and none when the hidden layer is read twice.
+#[test]
+fn folded_activation_derivatives_change_no_bit() {
+    for (rows, hidden, out) in [
+        (137, 32, 32),
+        (70, 15, 8),
+        (65, 72, 40),
+        (50, 3, 1),
+        (9, 32, 1),
+    ] {
+        for act in [Unary::Relu, Unary::Elu, Unary::Sigmoid, Unary::Tanh] {
+            let x = away_from_zero(rows, 6, 41);
+            let w1 = away_from_zero(6, hidden, 42);
+            let b1 = away_from_zero(1, hidden, 43);
+            let w2 = away_from_zero(hidden, out, 44) * 0.3;
+            let b2 = away_from_zero(1, out, 45);
+            // `fused`: linear_act then linear_act (ELU) or linear; `second_reader`: the hidden
+            // layer is also summed into the loss, so it has two readers and no fold is allowed
+            let run = |fused: bool, second_act: bool, second_reader: bool| {
+                let mut t = Tape::new();
+                let vars: Vec<_> = [&x, &w1, &b1, &w2, &b2]
+                    .into_iter()
+                    .map(|a| t.variable(a.clone()))
+                    .collect();
+                let h = if fused {
+                    t.linear_act(vars[0], vars[1], vars[2], act)
+                } else {
+                    let p = t.linear(vars[0], vars[1], vars[2]);
+                    t.unary(act, p)
+                };
+                let y = match (fused, second_act) {
+                    (true, true) => t.linear_act(h, vars[3], vars[4], Unary::Elu),
+                    (false, true) => {
+                        let p = t.linear(h, vars[3], vars[4]);
+                        t.unary(Unary::Elu, p)
+                    }
+                    (_, false) => t.linear(h, vars[3], vars[4]),
+                };
+                let sq = t.square(y);
+                let mut loss = t.sum_all(sq);
+                if second_reader {
+                    let s = t.sum_all(h);
+                    loss = t.add(loss, s);
+                }
+                let mut grads = hdpo_autodiff::ParamStore::new().zero_grads();
+                t.backward(loss, &mut grads);
+                let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                let mut all = vec![bits(t.value(y))];
+                all.extend(vars.iter().map(|&v| bits(t.grad(v).unwrap())));
+                (all, t.folded_adjoints())
+            };
+            for second_act in [false, true] {
+                for second_reader in [false, true] {
+                    let (fused, folded) = run(true, second_act, second_reader);
+                    let (plain, _) = run(false, second_act, second_reader);
+                    let case = format!(
+                        "{act:?} {rows}x{hidden}x{out}, second layer act {second_act}, \
+                         second reader {second_reader}"
+                    );
+                    assert!(fused == plain, "{case}: bits differ");
+                    assert_eq!(folded, usize::from(!second_reader), "{case}: folds");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn pack_cols_equals_reshapes_then_concat_bit_for_bit() {
     // pipelines of 2 echelons (2B, 4), a warehouse (B, 3) and a store (B, 4), B = 5
