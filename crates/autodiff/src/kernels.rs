@@ -392,6 +392,11 @@ pub fn column_sums_into(sums: &mut [f32], fresh: bool, rows: &[f32]) {
         }
         return;
     }
+    if n == 1 {
+        // one column (an output layer's bias): the running sum in a register, not in memory
+        sums[0] = rows.iter().fold(sums[0], |s, &e| s + e);
+        return;
+    }
     for row in rows.chunks_exact(n) {
         sums.iter_mut().zip(row).for_each(|(d, &e)| *d += e);
     }
