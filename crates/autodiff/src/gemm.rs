@@ -952,12 +952,26 @@ mod avx2 {
                     _mm256_permute2f128_ps::<0x20>(u0, u1),
                     _mm256_permute2f128_ps::<0x31>(u0, u1),
                 );
-                let mut out = [0.0f32; 8];
-                // SAFETY: `out` holds 8 floats
-                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sums) };
-                for (r, v) in out.iter().enumerate() {
-                    let cij = &mut c[(i + r) * n + j];
-                    *cij = if accumulate { *cij + v } else { *v };
+                if n == 1 {
+                    // one output column: the eight results are eight consecutive floats of `c`
+                    let dst = &mut c[i..i + 8];
+                    // SAFETY: `dst` holds 8 floats
+                    unsafe {
+                        let v = if accumulate {
+                            _mm256_add_ps(_mm256_loadu_ps(dst.as_ptr()), sums)
+                        } else {
+                            sums
+                        };
+                        _mm256_storeu_ps(dst.as_mut_ptr(), v);
+                    }
+                } else {
+                    let mut out = [0.0f32; 8];
+                    // SAFETY: `out` holds 8 floats
+                    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sums) };
+                    for (r, v) in out.iter().enumerate() {
+                        let cij = &mut c[(i + r) * n + j];
+                        *cij = if accumulate { *cij + v } else { *v };
+                    }
                 }
                 i += 8;
             }
@@ -1332,6 +1346,38 @@ mod tests {
                 matmul_a_bt_times_derivative(&mut got, &a, &b, &y, (m, k, n), tanh);
                 assert_eq!(bits(&got), bits(&want), "closure m{m} k{k} n{n}");
             }
+        }
+    }
+
+    /// The narrow kernel gives each row the same bits whether the row is one of eight reduced
+    /// together (and, for one column, stored as a vector) or a leftover row reduced alone; with
+    /// `accumulate` it adds exactly the fresh result.
+    #[test]
+    fn narrow_rows_do_not_depend_on_their_grouping() {
+        if !avx2_fma() {
+            return;
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (k, n) in [(32, 1), (32, 4), (8, 3), (64, 1), (16, 7)] {
+            assert!(narrow_kernels(k, n));
+            let m = 21;
+            let (a, b) = (data(m * k, 8), data(k * n, 9));
+            let mut all = vec![f32::NAN; m * n];
+            matmul(&mut all, false, &a, &b, m, k, n);
+            for i in 0..m {
+                let mut row = vec![f32::NAN; n];
+                matmul(&mut row, false, &a[i * k..(i + 1) * k], &b, 1, k, n);
+                assert_eq!(
+                    bits(&row),
+                    bits(&all[i * n..(i + 1) * n]),
+                    "k{k} n{n} row {i}"
+                );
+            }
+            let start = data(m * n, 10);
+            let mut acc = start.clone();
+            matmul(&mut acc, true, &a, &b, m, k, n);
+            let want: Vec<f32> = start.iter().zip(&all).map(|(s, v)| s + v).collect();
+            assert_eq!(bits(&acc), bits(&want), "accumulate k{k} n{n}");
         }
     }
 
