@@ -598,12 +598,20 @@ impl CustomOp for StoreCost {
     fn forward(&self, inputs: &[&Array2<f32>], output: &mut Array2<f32>) {
         let l = inputs[0].ncols();
         let (pipe, demand) = (flat(inputs[0]), flat(inputs[1]));
-        for (r, o) in flat_mut(output).iter_mut().enumerate() {
-            let (on, d, h, p) = (pipe[r * l], demand[r], self.holding[r], self.underage[r]);
-            *o = match self.objective {
-                Objective::Cost => dynamics::store_cost(on, d, h, p),
-                Objective::Profit => dynamics::store_profit_cost(on, d, h, p),
-            };
+        let rows = (pipe.chunks_exact(l).zip(demand)).zip(self.holding.iter().zip(&self.underage));
+        let out = flat_mut(output).iter_mut().zip(rows);
+        // one loop per objective (no per-row `match`), iterators (no bounds checks)
+        match self.objective {
+            Objective::Cost => {
+                for (o, ((row, &d), (&h, &p))) in out {
+                    *o = dynamics::store_cost(row[0], d, h, p);
+                }
+            }
+            Objective::Profit => {
+                for (o, ((row, &d), (&h, &p))) in out {
+                    *o = dynamics::store_profit_cost(row[0], d, h, p);
+                }
+            }
         }
     }
     fn backward(
@@ -628,27 +636,21 @@ impl CustomOp for StoreCost {
         let [gp, gd] = grads else {
             unreachable!("store_cost has two inputs")
         };
-        let partials = |r: usize| {
-            store_cost_partials(
-                pipe[r * l],
-                demand[r],
-                self.holding[r],
-                self.underage[r],
-                self.objective,
-            )
-        };
-        if let Some(gp) = gp.as_mut() {
-            // only the on-hand (slot 0) has a gradient
-            for (r, gp_row) in flat_mut(gp).chunks_exact_mut(l).enumerate() {
-                if fresh[0] {
-                    gp_row.fill(0.0);
-                }
-                gp_row[0] += g[r] * partials(r).0;
-            }
+        // only the on-hand (slot 0) has a gradient: a fresh pipeline adjoint is zeroed at once
+        let mut gp = gp.as_mut().map(flat_mut);
+        if let (Some(gp), true) = (gp.as_deref_mut(), fresh[0]) {
+            gp.fill(0.0);
         }
-        if let Some(gd) = gd.as_mut() {
-            for (r, d) in flat_mut(gd).iter_mut().enumerate() {
-                put(d, fresh[1], g[r] * partials(r).1);
+        let mut gd = gd.as_mut().map(flat_mut);
+        // one pass over the rows, each row's partials computed once
+        let rows = (pipe.chunks_exact(l).zip(demand)).zip(self.holding.iter().zip(&self.underage));
+        for (r, (((row, &d), (&h, &p)), &gr)) in rows.zip(g).enumerate() {
+            let (d_on, d_demand) = store_cost_partials(row[0], d, h, p, self.objective);
+            if let Some(gp) = gp.as_deref_mut() {
+                gp[r * l] += gr * d_on;
+            }
+            if let Some(gd) = gd.as_deref_mut() {
+                put(&mut gd[r], fresh[1], gr * d_demand);
             }
         }
     }
