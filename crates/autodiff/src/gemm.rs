@@ -329,20 +329,20 @@ impl OutputDerivative for EluDerivative {
 /// produced `y` need not make its own pass `g ⊙ df(y)` over memory. The same bits as
 /// [`matmul_a_bt`] followed by `c[i] *= df(y[i])`; with [`EluDerivative`] on the register kernels
 /// the multiplication is done on the accumulators.
-pub fn matmul_a_bt_times_derivative(
+pub fn matmul_a_bt_times_derivative<D: OutputDerivative>(
     c: &mut [f32],
     a: &[f32],
     b: &[f32],
     y: &[f32],
     (m, k, n): (usize, usize, usize),
-    df: impl OutputDerivative,
+    df: D,
 ) {
     assert!(
         a.len() == m * k && b.len() == n * k && c.len() == m * n && y.len() == m * n,
         "matmul_a_bt_times_derivative: slice sizes"
     );
     #[cfg(target_arch = "x86_64")]
-    if has_elu_derivative(df) && m > 0 && register_kernels(k, n) {
+    if D::IS_ELU && m > 0 && register_kernels(k, n) {
         A_BT_SCRATCH.with(|cell| {
             let (bt, _) = &mut *cell.borrow_mut();
             transpose_into(bt, b, k, n);
@@ -355,11 +355,6 @@ pub fn matmul_a_bt_times_derivative(
     for (ci, &yi) in c.iter_mut().zip(y) {
         *ci *= df.at(yi);
     }
-}
-
-/// `D::IS_ELU` for a value of `D` (a constant: the branch above is resolved at compile time).
-fn has_elu_derivative<D: OutputDerivative>(_: D) -> bool {
-    D::IS_ELU
 }
 
 /// `c = aᵀ · g` (or `+=`), `a: m×k`, `g: m×n`, `c: k×n` — summing over the `m` rows.
