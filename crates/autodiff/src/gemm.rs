@@ -377,7 +377,7 @@ pub fn matmul_at_b(
     #[cfg(target_arch = "x86_64")]
     if at_b_register_kernels(k, n) {
         // SAFETY: AVX2 and FMA were detected at run time.
-        unsafe { avx2::matmul_at_b(c, accumulate, a, g, m, k, n) };
+        unsafe { avx2::matmul_at_b(c, accumulate, a, g, (m, k, n), None) };
         return;
     }
     #[cfg(target_arch = "x86_64")]
@@ -392,6 +392,41 @@ pub fn matmul_at_b(
     }
     // c (k×n) = aᵀ (k×m) · g (m×n), aᵀ[r, i] = a[i, r]: row stride 1, column stride k
     packed(c, accumulate, (k, m, n), (a, 1, k), (g, n, 1));
+}
+
+/// A layer's weight and bias gradients from one pass over `g`: `c = aᵀ · g` (or `+=` when
+/// `accumulate_c`) and `sums` = the column sums of `g` (or `+=` when `accumulate_sums`), `a: m×k`,
+/// `g: m×n`, `c: k×n`, `sums: n`. On the register kernels the sums are a row of ones in `aᵀ`, in
+/// the strip of `c` that has registers to spare, so `g` is not read a second time; either way
+/// `sums` has the bits of [`crate::kernels::column_sums_into`] (each column's rows added in order).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_at_b_and_column_sums(
+    c: &mut [f32],
+    accumulate_c: bool,
+    sums: &mut [f32],
+    accumulate_sums: bool,
+    a: &[f32],
+    g: &[f32],
+    (m, k, n): (usize, usize, usize),
+) {
+    assert!(
+        a.len() == m * k && g.len() == m * n && c.len() == k * n && sums.len() == n,
+        "matmul_at_b_and_column_sums: slice sizes"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if n > 0 && at_b_register_kernels(k, n) {
+        let column_sums = avx2::ColumnSums {
+            sums,
+            accumulate: accumulate_sums,
+        };
+        // SAFETY: AVX2 and FMA were detected at run time.
+        unsafe { avx2::matmul_at_b(c, accumulate_c, a, g, (m, k, n), Some(column_sums)) };
+        return;
+    }
+    matmul_at_b(c, accumulate_c, a, g, m, k, n);
+    if n > 0 {
+        crate::kernels::column_sums_into(sums, !accumulate_sums, g);
+    }
 }
 
 /// `c (rows×cols, row-major) = x · y` (or `+=`), `x: rows×inner` and `y: inner×cols` given as
@@ -769,31 +804,29 @@ mod avx2 {
         }
     }
 
-    #[inline(always)]
-    fn load<const NB: usize>(acc: &mut [[f32; 8]; NB], src: &[f32]) {
-        for blk in 0..NB {
-            acc[blk].copy_from_slice(&src[blk * 8..blk * 8 + 8]);
-        }
+    /// Column sums computed alongside a weight gradient: `sums` (=, or += when `accumulate`) the
+    /// column sums of `g`, as a row of ones in `aᵀ` (a layer's bias gradient).
+    pub struct ColumnSums<'s> {
+        pub sums: &'s mut [f32],
+        pub accumulate: bool,
     }
 
-    #[inline(always)]
-    fn store<const NB: usize>(acc: &[[f32; 8]; NB], dst: &mut [f32]) {
-        for blk in 0..NB {
-            dst[blk * 8..blk * 8 + 8].copy_from_slice(&acc[blk]);
-        }
-    }
-
-    /// `c = aᵀ·g` (or `+=`), `n` a multiple of 8.
+    /// `c = aᵀ·g` (or `+=`), `n` a multiple of 8; with `column_sums`, also the column sums of `g`
+    /// in the same pass (the ones row rides in the last strip of each panel, where registers are
+    /// left over). Each sum adds the rows of `g` in order, one by one, as
+    /// [`crate::kernels::column_sums_into`] does: the same bits.
     #[target_feature(enable = "avx2,fma")]
     pub fn matmul_at_b(
         c: &mut [f32],
         accumulate: bool,
         a: &[f32],
         g: &[f32],
-        m: usize,
-        k: usize,
-        n: usize,
+        (m, k, n): (usize, usize, usize),
+        mut column_sums: Option<ColumnSums<'_>>,
     ) {
+        if let Some(cs) = &column_sums {
+            assert_eq!(cs.sums.len(), n, "column sums: one per column of g");
+        }
         // rows of `a` and `g` per block: a block of `g` (64 × n ≤ 16 KiB at n = 64) stays in L1
         // while every strip of `c` passes over it, instead of streaming all of `g` from L2 once
         // per strip
@@ -803,6 +836,10 @@ mod avx2 {
             let i1 = (i0 + ROW_BLOCK).min(m);
             // the first block starts from 0 (or from `c` when accumulating), later ones from `c`
             let from_c = accumulate || i0 > 0;
+            let mut sums = column_sums.as_mut().map(|cs| Sums {
+                sums: &mut *cs.sums,
+                from_sums: cs.accumulate || i0 > 0,
+            });
             let mut j0 = 0;
             while j0 < n {
                 // 16-column panels, each in strips of 6 rows of `c`: 12 accumulators, 2 loads of
@@ -811,9 +848,10 @@ mod avx2 {
                 // per 8 FMAs): 85–92 against 73–77 GFLOP/s on one core at k = 32–96, n = 32–64.
                 let blocks = ((n - j0) / 8).min(2);
                 let panel = Panel { n, j0 };
+                let sums = sums.as_mut().map(|s| s.reborrow());
                 match blocks {
-                    1 => at_b_panel::<1, 8>(c, from_c, a, g, i0..i1, k, panel),
-                    2 => at_b_panel::<2, 6>(c, from_c, a, g, i0..i1, k, panel),
+                    1 => at_b_panel::<1, 8>(c, from_c, a, g, i0..i1, k, panel, sums),
+                    2 => at_b_panel::<2, 6>(c, from_c, a, g, i0..i1, k, panel, sums),
                     _ => unreachable!("n is a multiple of 8"),
                 }
                 j0 += blocks * 8;
@@ -825,11 +863,28 @@ mod avx2 {
         }
     }
 
+    /// The column sums of one row block: whether they start from `sums` or from 0.
+    struct Sums<'s> {
+        sums: &'s mut [f32],
+        from_sums: bool,
+    }
+
+    impl Sums<'_> {
+        fn reborrow(&mut self) -> Sums<'_> {
+            Sums {
+                sums: &mut *self.sums,
+                from_sums: self.from_sums,
+            }
+        }
+    }
+
     /// One panel of `c = aᵀ·g` over the rows `rows` of `a` and `g`: `KB` rows of `c` (`KB × NB`
     /// accumulators) stay in registers while the rows stream past, then the next `KB` rows of `c`;
-    /// the rows of `c` left over take strips of 2, then of 1.
+    /// the rows of `c` left over take strips of 2, then of 1. The ones row of `sums` (if any)
+    /// joins the last of these strips (or makes a strip of its own when no row is left over).
     #[target_feature(enable = "avx2,fma")]
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn at_b_panel<const NB: usize, const KB: usize>(
         c: &mut [f32],
         from_c: bool,
@@ -838,56 +893,127 @@ mod avx2 {
         rows: std::ops::Range<usize>,
         k: usize,
         panel: Panel,
+        mut sums: Option<Sums<'_>>,
     ) {
+        let strip = StripRows { from_c, k, panel };
         let mut k0 = 0;
         while k0 + KB <= k {
-            at_b_strip::<NB, KB>(c, from_c, a, g, rows.clone(), k, k0, panel);
+            at_b_strip::<NB, KB, false>(c, a, g, rows.clone(), k0, strip, None);
             k0 += KB;
         }
-        while k0 + 2 <= k {
-            at_b_strip::<NB, 2>(c, from_c, a, g, rows.clone(), k, k0, panel);
-            k0 += 2;
-        }
-        while k0 < k {
-            at_b_strip::<NB, 1>(c, from_c, a, g, rows.clone(), k, k0, panel);
-            k0 += 1;
-        }
-    }
-
-    /// Rows `k0 .. k0 + KB` of one panel of `c` += Σ over `rows` of `a[i, k0 + r] · g[i, panel]`.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    fn at_b_strip<const NB: usize, const KB: usize>(
-        c: &mut [f32],
-        from_c: bool,
-        a: &[f32],
-        g: &[f32],
-        rows: std::ops::Range<usize>,
-        k: usize,
-        k0: usize,
-        Panel { n, j0 }: Panel,
-    ) {
-        let mut acc = [[[0.0f32; 8]; NB]; KB];
-        if from_c {
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                load(acc_r, &c[(k0 + r) * n + j0..]);
-            }
-        }
-        for i in rows {
-            let grow = &g[i * n + j0..i * n + j0 + NB * 8];
-            let arow = &a[i * k + k0..i * k + k0 + KB];
-            for r in 0..KB {
-                let x = arow[r];
-                for blk in 0..NB {
-                    for l in 0..8 {
-                        acc[r][blk][l] = x.mul_add(grow[blk * 8 + l], acc[r][blk][l]);
-                    }
+        loop {
+            match (k - k0, sums.take()) {
+                (0, None) => break,
+                (0, Some(s)) => {
+                    at_b_strip::<NB, 1, true>(c, a, g, rows.clone(), k0, strip, Some(s));
+                    break;
+                }
+                (1, Some(s)) => {
+                    at_b_strip::<NB, 2, true>(c, a, g, rows.clone(), k0, strip, Some(s));
+                    break;
+                }
+                (2, Some(s)) => {
+                    at_b_strip::<NB, 3, true>(c, a, g, rows.clone(), k0, strip, Some(s));
+                    break;
+                }
+                (1, None) => {
+                    at_b_strip::<NB, 1, false>(c, a, g, rows.clone(), k0, strip, None);
+                    k0 += 1;
+                }
+                (_, s) => {
+                    sums = s;
+                    at_b_strip::<NB, 2, false>(c, a, g, rows.clone(), k0, strip, None);
+                    k0 += 2;
                 }
             }
         }
-        for (r, acc_r) in acc.iter().enumerate() {
-            store(acc_r, &mut c[(k0 + r) * n + j0..]);
+    }
+
+    /// What every strip of a panel shares: whether `c` starts from its stored values, the rows of
+    /// `c` (`k`) and the panel's columns.
+    #[derive(Clone, Copy)]
+    struct StripRows {
+        from_c: bool,
+        k: usize,
+        panel: Panel,
+    }
+
+    /// Rows `k0 .. k0 + KB` of one panel of `c` += Σ over `rows` of `a[i, k0 + r] · g[i, panel]`;
+    /// with `ONES`, the last of the `KB` accumulator rows is instead the panel's column sums of `g`
+    /// (`acc + g`, the bits of an FMA with `a`'s entry taken as 1), loaded from and stored to
+    /// `sums`. Written with intrinsics, as [`strip`] is: the vectorisation does not depend on how
+    /// the compiler splits the crate.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn at_b_strip<const NB: usize, const KB: usize, const ONES: bool>(
+        c: &mut [f32],
+        a: &[f32],
+        g: &[f32],
+        rows: std::ops::Range<usize>,
+        k0: usize,
+        StripRows {
+            from_c,
+            k,
+            panel: Panel { n, j0 },
+        }: StripRows,
+        mut sums: Option<Sums<'_>>,
+    ) {
+        use std::arch::x86_64::*;
+        let a_rows = if ONES { KB - 1 } else { KB };
+        // every access below stays inside these bounds
+        assert!(j0 + NB * 8 <= n && (k0 + a_rows) * n <= c.len() && k0 + a_rows <= k);
+        assert!(rows.end * n <= g.len() && rows.end * k <= a.len());
+        assert!(!ONES || sums.as_ref().is_some_and(|s| j0 + NB * 8 <= s.sums.len()));
+        // SAFETY: the pointers stay inside the slices (asserted above); loads and stores are
+        // unaligned; AVX2 and FMA are enabled for this function.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); NB]; KB];
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let from = if ONES && r == KB - 1 {
+                    sums.as_ref()
+                        .filter(|s| s.from_sums)
+                        .map(|s| s.sums.as_ptr().add(j0))
+                } else {
+                    from_c.then(|| c.as_ptr().add((k0 + r) * n + j0))
+                };
+                if let Some(p) = from {
+                    for (blk, v) in acc_r.iter_mut().enumerate() {
+                        *v = _mm256_loadu_ps(p.add(blk * 8));
+                    }
+                }
+            }
+            for i in rows {
+                let gp = g.as_ptr().add(i * n + j0);
+                let mut g_i = [_mm256_setzero_ps(); NB];
+                for (blk, v) in g_i.iter_mut().enumerate() {
+                    *v = _mm256_loadu_ps(gp.add(blk * 8));
+                }
+                let ap = a.as_ptr().add(i * k + k0);
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    if ONES && r == KB - 1 {
+                        for (v, &w) in acc_r.iter_mut().zip(&g_i) {
+                            *v = _mm256_add_ps(*v, w);
+                        }
+                    } else {
+                        let x = _mm256_broadcast_ss(&*ap.add(r));
+                        for (v, &w) in acc_r.iter_mut().zip(&g_i) {
+                            *v = _mm256_fmadd_ps(x, w, *v);
+                        }
+                    }
+                }
+            }
+            for (r, acc_r) in acc.iter().enumerate() {
+                let to = if ONES && r == KB - 1 {
+                    sums.as_mut().map(|s| s.sums.as_mut_ptr().add(j0))
+                } else {
+                    Some(c.as_mut_ptr().add((k0 + r) * n + j0))
+                };
+                if let Some(p) = to {
+                    for (blk, &v) in acc_r.iter().enumerate() {
+                        _mm256_storeu_ps(p.add(blk * 8), v);
+                    }
+                }
+            }
         }
     }
 
@@ -1204,6 +1330,51 @@ mod tests {
                     let got = c[r * n + j].to_bits();
                     assert_eq!(got, sequential.to_bits(), "m {m} k {k} n {n}: r {r} j {j}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn weight_gradient_with_column_sums_has_the_bits_of_the_two_apart() {
+        // the ones row joins each leftover strip shape: k = 0 (alone), 1, 2 (with 1 or 2 rows),
+        // 5 (2, 2, then 1 + ones), 6 (a full strip, then ones alone), 12, 15, 32 (6·5 + 2 + ones);
+        // n = 8 (8-column panels, strips of 8), 40 (16, 16, 8), 128 with k ≤ 96; more than one
+        // row block (m > 64); an n outside the register kernels (12) takes the fallback
+        for (m, k, n) in [
+            (300, 5, 32),
+            (130, 15, 40),
+            (65, 32, 64),
+            (7, 96, 8),
+            (70, 259, 16),
+            (200, 0, 16),
+            (129, 1, 8),
+            (64, 2, 24),
+            (100, 6, 32),
+            (3, 12, 128),
+            (1, 32, 32),
+            (0, 4, 16),
+            (50, 7, 12),
+        ] {
+            let (a, g) = (data(m * k, 4), data(m * n, 5));
+            for (accumulate_c, accumulate_sums) in [(false, false), (true, false), (false, true)] {
+                let (c0, s0) = (data(k * n, 6), data(n, 7));
+                let (mut want_c, mut want_s) = (c0.clone(), s0.clone());
+                matmul_at_b(&mut want_c, accumulate_c, &a, &g, m, k, n);
+                crate::kernels::column_sums_into(&mut want_s, !accumulate_sums, &g);
+                let (mut c, mut s) = (c0.clone(), s0.clone());
+                matmul_at_b_and_column_sums(
+                    &mut c,
+                    accumulate_c,
+                    &mut s,
+                    accumulate_sums,
+                    &a,
+                    &g,
+                    (m, k, n),
+                );
+                let case = format!("m {m} k {k} n {n} accumulate {accumulate_c} {accumulate_sums}");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&c), bits(&want_c), "weights, {case}");
+                assert_eq!(bits(&s), bits(&want_s), "sums, {case}");
             }
         }
     }

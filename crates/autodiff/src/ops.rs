@@ -1477,6 +1477,21 @@ fn linear_backward(
             None => grad_times_transpose(sink, x, g, vw),
         }
     }
+    if sink.wants(w) && sink.wants(b) && w != b {
+        // both in one pass over `g`: the bias gradient is a row of ones in xᵀ
+        let ((dw, fresh_w), (db, fresh_b)) = sink.slot_pair(w, b);
+        let (r, k) = vx.dim();
+        gemm::matmul_at_b_and_column_sums(
+            dw.as_slice_mut().expect("standard layout"),
+            !fresh_w,
+            db.as_slice_mut().expect("standard layout"),
+            !fresh_b,
+            vx.as_slice().expect("standard layout"),
+            g.as_slice().expect("standard layout"),
+            (r, k, g.ncols()),
+        );
+        return;
+    }
     if sink.wants(w) {
         let (dst, fresh) = sink.slot(w);
         transpose_times_grad(dst, fresh, vx, g);

@@ -498,6 +498,9 @@ impl Tape {
     }
 }
 
+/// An adjoint buffer and whether it is fresh (its contents unspecified: write, do not add).
+pub type Slot<'a> = (&'a mut Array2<f32>, bool);
+
 /// Where backward rules write adjoints: the first write to an input's adjoint takes a pooled buffer
 /// and overwrites it (`fresh == true`), later writes add into it.
 pub struct GradSink<'a> {
@@ -547,6 +550,26 @@ impl GradSink<'_> {
             self.grads[i] = Some(self.pool.take(r, c));
         }
         (self.grads[i].as_mut().expect("slot was just filled"), fresh)
+    }
+
+    /// [`GradSink::slot`] for two different nodes at once (a layer's weight and bias, written in
+    /// one pass).
+    pub fn slot_pair(&mut self, v: Var, u: Var) -> (Slot<'_>, Slot<'_>) {
+        let (i, j) = (v.index(), u.index());
+        assert_ne!(i, j, "slot_pair: two different nodes");
+        let fresh_v = self.slot(v).1;
+        let fresh_u = self.slot(u).1;
+        let (low, high) = self.grads.split_at_mut(i.max(j));
+        let (at_low, at_high) = (low[i.min(j)].as_mut(), high[0].as_mut());
+        let (at_low, at_high) = (
+            at_low.expect("slot was just filled"),
+            at_high.expect("slot was just filled"),
+        );
+        if i < j {
+            ((at_low, fresh_v), (at_high, fresh_u))
+        } else {
+            ((at_high, fresh_v), (at_low, fresh_u))
+        }
     }
 
     /// A scratch buffer from the pool (give it back with [`GradSink::give`]).

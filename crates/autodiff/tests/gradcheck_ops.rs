@@ -126,6 +126,19 @@ fn matmul_and_linear() {
             |t, v| t.linear_act(v[0], v[1], v[2], act),
         );
     }
+    // a width of 16 (the weight and bias gradients in one pass), with the bias variable made
+    // before the weight as well as after it
+    let (w16, bias16) = (away_from_zero(3, 16, 12), away_from_zero(1, 16, 13));
+    assert_ok(
+        "linear, width 16",
+        &[a.clone(), w16.clone(), bias16.clone()],
+        |t, v| t.linear_act(v[0], v[1], v[2], Unary::Tanh),
+    );
+    assert_ok(
+        "linear, bias made first",
+        &[bias16, a.clone(), w16],
+        |t, v| t.linear_act(v[1], v[2], v[0], Unary::Tanh),
+    );
     // relu: unit-vector rows and a zero bias make the pre-activations the entries of `b`, which
     // are at least 0.2 away from the kink
     let unit = Array2::from_shape_fn((3, 3), |(i, j)| if i == j { 1.0 } else { 0.0 });
