@@ -142,6 +142,33 @@ fn batches_gather_samples() {
     assert_eq!((err.index, err.n_samples), (8, 8));
 }
 
+/// A batch's demand is stored period-major (each period's column contiguous, what a rollout
+/// copies), with every value of the gathered rows, in blocks and at a block's edge (more than 64
+/// rows), from a row-major source and from a batch (a column-major source).
+#[test]
+fn batch_demand_is_period_major_with_the_gathered_values() {
+    let s = small("one_warehouse_lost", 40, 12);
+    let scenario = Scenario::generate(&s, Split::Train).unwrap();
+    let samples: Vec<usize> = (0..40).rev().chain([3, 3, 17]).collect();
+    let batch = scenario.batch(&samples).unwrap();
+    let rows: Vec<usize> = samples.iter().flat_map(|&b| b * 5..b * 5 + 5).collect();
+    assert_eq!(batch.demand.nrows(), 215);
+    assert_eq!(
+        batch.demand,
+        scenario.demand.select(ndarray::Axis(0), &rows)
+    );
+    for t in 0..batch.periods() {
+        assert!(batch.demand.column(t).as_slice().is_some(), "period {t}");
+    }
+    let again = batch.batch(&[42, 0, 7]).unwrap();
+    let rows_again: Vec<usize> = [42, 0, 7].iter().flat_map(|&b| b * 5..b * 5 + 5).collect();
+    assert_eq!(
+        again.demand,
+        batch.demand.select(ndarray::Axis(0), &rows_again)
+    );
+    assert!(again.demand.column(11).as_slice().is_some());
+}
+
 #[test]
 fn statics_follow_the_instance() {
     let s = small("many_warehouses_lost", 3, 5);
