@@ -38,8 +38,9 @@ pub enum Op {
     Binary { kind: BinaryKind, a: Var, b: Var },
     /// `scale · x + shift`.
     Affine { x: Var, scale: f32, shift: f32 },
-    /// Elementwise `f(x)`.
-    Unary { kind: Unary, x: Var },
+    /// Elementwise `f(x + shift)` (`shift` is 0 for a plain `f(x)`: a shift folded in saves an
+    /// [`Op::Affine`] node, its buffer and its backward pass).
+    Unary { kind: Unary, x: Var, shift: f32 },
     /// `min(max(x, lo), hi)`.
     Clamp { x: Var, lo: f32, hi: f32 },
     /// Matrix product `a · b`.
@@ -86,6 +87,9 @@ impl Op {
             Op::Param(id) => format!("param #{}", id.0),
             Op::Binary { kind, .. } => format!("{kind:?}").to_lowercase(),
             Op::Affine { scale, shift, .. } => format!("affine({scale}·x+{shift})"),
+            Op::Unary { kind, shift, .. } if *shift != 0.0 => {
+                format!("{kind:?}(x{shift:+})").to_lowercase()
+            }
             Op::Unary { kind, .. } => format!("{kind:?}").to_lowercase(),
             Op::Clamp { lo, hi, .. } => format!("clamp[{lo}, {hi}]"),
             Op::MatMul { .. } => "matmul".into(),
@@ -689,18 +693,27 @@ impl Tape {
 
     /// Elementwise `f(x)`.
     pub fn unary(&mut self, kind: Unary, x: Var) -> Var {
+        self.unary_shifted(kind, x, 0.0)
+    }
+    /// Elementwise `f(x + shift)`: the same values and gradients, to the bit, as
+    /// `unary(kind, add_scalar(x, shift))`, in one node (one buffer and one pass fewer each way).
+    pub fn unary_shifted(&mut self, kind: Unary, x: Var, shift: f32) -> Var {
         let mut out = self.pool.take_like(&self.nodes[x].value);
         let xs = self.nodes[x].value.as_slice().expect("standard layout");
         let o = out.as_slice_mut().expect("standard layout");
-        // one monomorphised, vectorised loop per function
+        // one monomorphised, vectorised loop per function (and per shifted or not: `x + 0` would
+        // turn −0 into +0)
         macro_rules! each {
-            ($($k:ident),*) => { match kind { $(Unary::$k => kernels::map1(o, xs, |v| Unary::$k.f(v)),)* } };
+            ($($k:ident),*) => { match (kind, shift == 0.0) { $(
+                (Unary::$k, true) => kernels::map1(o, xs, |v| Unary::$k.f(v)),
+                (Unary::$k, false) => kernels::map1(o, xs, |v| Unary::$k.f(v + shift)),
+            )* } };
         }
         each!(
             Relu, Elu, Softplus, Sigmoid, Tanh, Exp, Log, Abs, Square, Sqrt
         );
         let rg = self.rg(x);
-        self.push(Op::Unary { kind, x }, out, rg)
+        self.push(Op::Unary { kind, x, shift }, out, rg)
     }
     /// `max(x, 0)`.
     pub fn relu(&mut self, x: Var) -> Var {
@@ -1149,8 +1162,9 @@ pub(crate) fn backward_node(
             }
         }
 
-        Op::Unary { kind, x } => {
+        Op::Unary { kind, x, shift } => {
             if sink.wants(*x) {
+                let shift = *shift;
                 let (xs, ys) = (val(*x), out);
                 let (dst, fresh) = sink.slot(*x);
                 let d = dst.as_slice_mut().expect("standard layout");
@@ -1160,9 +1174,10 @@ pub(crate) fn backward_node(
                     ys.as_slice().expect("layout"),
                 );
                 macro_rules! each {
-                    ($($k:ident),*) => { match kind {
-                        $(Unary::$k => kernels::map3(d, !fresh, gs, xs, ys, |gi, xi, yi| gi * Unary::$k.df(xi, yi)),)*
-                    } };
+                    ($($k:ident),*) => { match (kind, shift == 0.0) { $(
+                        (Unary::$k, true) => kernels::map3(d, !fresh, gs, xs, ys, |gi, xi, yi| gi * Unary::$k.df(xi, yi)),
+                        (Unary::$k, false) => kernels::map3(d, !fresh, gs, xs, ys, |gi, xi, yi| gi * Unary::$k.df(xi + shift, yi)),
+                    )* } };
                 }
                 each!(
                     Relu, Elu, Softplus, Sigmoid, Tanh, Exp, Log, Abs, Square, Sqrt

@@ -96,6 +96,74 @@ fn affine_and_unary_ops() {
     // softplus in its linear region (PyTorch threshold 20) and far negative
     let big = Array2::from_shape_vec((1, 3), vec![25.0, 40.0, -30.0]).unwrap();
     assert_ok("softplus large", &[big], |t, v| t.softplus(v[0]));
+    // shifted: f(x + 0.1), which keeps x + 0.1 at least 0.1 away from 0 (relu and abs kinks)
+    for kind in [
+        Unary::Relu,
+        Unary::Elu,
+        Unary::Softplus,
+        Unary::Tanh,
+        Unary::Log,
+    ] {
+        let x = if kind == Unary::Log {
+            positive(3, 5, 8)
+        } else {
+            x.clone()
+        };
+        assert_ok(&format!("{kind:?}(x + 0.1)"), &[x], |t, v| {
+            t.unary_shifted(kind, v[0], 0.1)
+        });
+    }
+}
+
+/// `unary_shifted(f, x, s)` has the values and the gradient of `f(add_scalar(x, s))` to the bit,
+/// for every function, a shift of 0 included (and −0 entries, which `x + 0` would turn into +0).
+#[test]
+fn shifted_unary_equals_add_scalar_then_unary_bit_for_bit() {
+    let mut x = away_from_zero(4, 9, 31);
+    x[[0, 0]] = -0.0;
+    x[[1, 1]] = 0.0;
+    x[[2, 2]] = -1.0; // x + 1 = 0: the kink of relu and abs
+    x[[3, 3]] = 22.0; // past softplus's threshold
+    let kinds = [
+        Unary::Relu,
+        Unary::Elu,
+        Unary::Softplus,
+        Unary::Sigmoid,
+        Unary::Tanh,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Abs,
+        Unary::Square,
+        Unary::Sqrt,
+    ];
+    for kind in kinds {
+        for shift in [0.0, 1.0, -0.25] {
+            let input = if matches!(kind, Unary::Log | Unary::Sqrt) {
+                x.mapv(|v| v.abs() + 0.5)
+            } else {
+                x.clone()
+            };
+            let run = |fused: bool| {
+                let mut t = Tape::new();
+                let xv = t.variable(input.clone());
+                let y = if fused {
+                    t.unary_shifted(kind, xv, shift)
+                } else if shift == 0.0 {
+                    t.unary(kind, xv)
+                } else {
+                    let shifted = t.add_scalar(xv, shift);
+                    t.unary(kind, shifted)
+                };
+                let sq = t.square(y);
+                let loss = t.sum_all(sq);
+                let mut grads = hdpo_autodiff::ParamStore::new().zero_grads();
+                t.backward(loss, &mut grads);
+                let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                (bits(t.value(y)), bits(t.grad(xv).unwrap()))
+            };
+            assert_eq!(run(true), run(false), "{kind:?}, shift {shift}");
+        }
+    }
 }
 
 #[test]

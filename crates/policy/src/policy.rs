@@ -9,7 +9,7 @@ use crate::mlp::{Activation, Mlp, MlpSpec};
 use crate::observation::{Feature, NetworkShape, Observation};
 use crate::spec::PolicySpec;
 use crate::symmetry::SymmetryAwareNet;
-use hdpo_autodiff::{ParamId, ParamStore, Tape, Var};
+use hdpo_autodiff::{ParamId, ParamStore, Tape, Unary, Var};
 use hdpo_sim::config::StaticFeature;
 use hdpo_sim::tape::TapeActions;
 use ndarray::Array2;
@@ -363,8 +363,7 @@ impl Policy {
                     tape.scale(x, *input_scale)
                 };
                 let out = mlp.forward(tape, params, x);
-                let out = tape.add_scalar(out, 1.0);
-                let order = tape.softplus(out);
+                let order = tape.unary_shifted(Unary::Softplus, out, 1.0);
                 TapeActions {
                     store: tape.reshape(order, b * s, 1),
                     warehouse: None,
