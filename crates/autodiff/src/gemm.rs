@@ -357,6 +357,44 @@ pub fn matmul_a_bt_times_derivative<D: OutputDerivative>(
     }
 }
 
+/// [`matmul_a_bt_times_derivative`] for a caller that already holds `bᵀ` (`bt: k×n`), e.g. a
+/// layer's weight transposed once for all the periods of a backward pass. Only for shapes on the
+/// register kernels ([`register_kernels`]`(k, n)`), where it has the bits of
+/// [`matmul_a_bt_times_derivative`].
+pub fn matmul_times_derivative<D: OutputDerivative>(
+    c: &mut [f32],
+    a: &[f32],
+    bt: &[f32],
+    y: &[f32],
+    (m, k, n): (usize, usize, usize),
+    df: D,
+) {
+    assert!(
+        a.len() == m * k && bt.len() == k * n && c.len() == m * n && y.len() == m * n,
+        "matmul_times_derivative: slice sizes"
+    );
+    assert!(
+        register_kernels(k, n),
+        "matmul_times_derivative: k {k}, n {n}"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if D::IS_ELU && m > 0 {
+        // SAFETY: AVX2 and FMA were detected at run time (`register_kernels`).
+        unsafe { avx2::matmul_times_elu_derivative(c, a, bt, y, m, k, n) };
+        return;
+    }
+    matmul(c, false, a, bt, m, k, n);
+    for (ci, &yi) in c.iter_mut().zip(y) {
+        *ci *= df.at(yi);
+    }
+}
+
+/// `bt = bᵀ` for `b: n×k` (row-major; `bt: k×n`), for [`matmul_times_derivative`].
+pub fn transpose(bt: &mut Vec<f32>, b: &[f32], k: usize, n: usize) {
+    assert_eq!(b.len(), n * k, "transpose: slice size");
+    transpose_into(bt, b, k, n);
+}
+
 /// `c = aᵀ · g` (or `+=`), `a: m×k`, `g: m×n`, `c: k×n` — summing over the `m` rows.
 pub fn matmul_at_b(
     c: &mut [f32],

@@ -1488,7 +1488,7 @@ fn linear_backward(
 ) {
     if sink.wants(x) {
         match sink.fold_activation(x) {
-            Some(act) => grad_times_transpose_folded(sink, x, g, vw, act),
+            Some(act) => grad_times_transpose_folded(sink, x, g, (w, vw), act),
             None => grad_times_transpose(sink, x, g, vw),
         }
     }
@@ -1546,11 +1546,14 @@ fn grad_times_transpose_folded(
     sink: &mut GradSink,
     target: Var,
     g: &Array2<f32>,
-    m: &Array2<f32>,
+    (m_var, m): (Var, &Array2<f32>),
     act: Unary,
 ) {
     let (r, c) = g.dim();
     let k = m.nrows();
+    // on the register kernels, `mᵀ` is made once per backward pass, not once per period
+    let transposed =
+        (act == Unary::Elu && gemm::register_kernels(c, k)).then(|| sink.transpose(m_var));
     let nodes = sink.nodes;
     let y = nodes[target.index()]
         .value
@@ -1564,14 +1567,22 @@ fn grad_times_transpose_folded(
         m.as_slice().expect("standard layout"),
     );
     match act {
-        Unary::Elu => {
-            gemm::matmul_a_bt_times_derivative(dst, g, m, y, (r, c, k), gemm::EluDerivative)
-        }
+        Unary::Elu => match &transposed {
+            Some(mt) => {
+                gemm::matmul_times_derivative(dst, g, mt, y, (r, c, k), gemm::EluDerivative)
+            }
+            None => {
+                gemm::matmul_a_bt_times_derivative(dst, g, m, y, (r, c, k), gemm::EluDerivative)
+            }
+        },
         _ => gemm::matmul_a_bt_times_derivative(dst, g, m, y, (r, c, k), move |y| {
             act.df_from_output(y)
         }),
     }
     sink.mark_folded(target);
+    if let Some(mt) = transposed {
+        sink.keep_transpose(m_var, mt);
+    }
 }
 
 /// `dst (=|+=) aᵀ · g` with `a: r×k`, `g: r×c`: the weight gradient of a product.

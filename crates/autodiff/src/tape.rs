@@ -170,6 +170,9 @@ pub struct Tape {
     /// During [`Tape::backward`]: `folded[i]` says that node `i`'s adjoint was delivered already
     /// multiplied by the derivative of its activation (see [`GradSink::fold_activation`]).
     folded: Vec<bool>,
+    /// During [`Tape::backward`]: the transposes of the weights that folded input gradients read
+    /// as `wᵀ`, by node, each made once instead of once per period (see [`GradSink::transpose`]).
+    transposes: Vec<(usize, Vec<f32>)>,
     /// Input lists of ops with a variable number of inputs (concat, custom ops), as ranges into this.
     pub(crate) input_lists: Vec<Var>,
     /// The node of each parameter used since the last reset, so a parameter is copied once per step.
@@ -235,6 +238,7 @@ impl Tape {
             },
             grads: Vec::new(),
             folded: Vec::new(),
+            transposes: Vec::new(),
             input_lists: Vec::new(),
             param_vars: Vec::new(),
             pool: BufferPool::default(),
@@ -457,6 +461,7 @@ impl Tape {
         self.grads.resize_with(self.nodes.len(), || None);
         self.folded.clear();
         self.folded.resize(self.nodes.len(), false);
+        self.transposes.clear();
         if !self.nodes[loss].requires_grad {
             return;
         }
@@ -475,6 +480,7 @@ impl Tape {
                 nodes: &self.nodes,
                 grads: &mut self.grads,
                 folded: &mut self.folded,
+                transposes: &mut self.transposes,
                 pool: &mut self.pool,
             };
             crate::ops::backward_node(
@@ -507,6 +513,7 @@ pub struct GradSink<'a> {
     pub(crate) nodes: &'a [Node],
     pub(crate) grads: &'a mut Vec<Option<Array2<f32>>>,
     pub(crate) folded: &'a mut [bool],
+    pub(crate) transposes: &'a mut Vec<(usize, Vec<f32>)>,
     pub(crate) pool: &'a mut BufferPool,
 }
 
@@ -524,6 +531,26 @@ impl GradSink<'_> {
             }
             _ => None,
         }
+    }
+
+    /// `wᵀ` for node `w` (value `n×k`, so `wᵀ: k×n`), made at its first use in this backward pass
+    /// and kept for the next (the same weight is read once per period). Hand it back with
+    /// [`GradSink::keep_transpose`].
+    pub(crate) fn transpose(&mut self, w: Var) -> Vec<f32> {
+        let i = w.index();
+        if let Some(at) = self.transposes.iter().position(|(j, _)| *j == i) {
+            return self.transposes.swap_remove(at).1;
+        }
+        let value = &self.nodes[i].value;
+        let (n, k) = value.dim();
+        let mut bt = Vec::new();
+        crate::gemm::transpose(&mut bt, value.as_slice().expect("standard layout"), k, n);
+        bt
+    }
+
+    /// Keeps `wᵀ` (from [`GradSink::transpose`]) for the rest of this backward pass.
+    pub(crate) fn keep_transpose(&mut self, w: Var, bt: Vec<f32>) {
+        self.transposes.push((w.index(), bt));
     }
 
     /// Records that `v`'s adjoint already holds the derivative of its activation.

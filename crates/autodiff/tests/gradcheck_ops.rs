@@ -373,6 +373,51 @@ fn folded_activation_derivatives_change_no_bit() {
     }
 }
 
+/// One weight read by a folded layer in every period (a recurrence `h ← elu(h·w + b)`, as a
+/// policy's layers are over a rollout): the backward pass transposes `w` once and reuses it; values
+/// and gradients equal the unfused ops to the bit, on the register kernels (32, 16) and off them
+/// (15, 40 … not a multiple of 8).
+#[test]
+fn a_weight_read_every_period_changes_no_bit() {
+    for (rows, hidden) in [(70, 32), (9, 16), (33, 15), (20, 72)] {
+        let x = away_from_zero(rows, hidden, 51) * 0.5;
+        let w = away_from_zero(hidden, hidden, 52) * 0.2;
+        let b = away_from_zero(1, hidden, 53);
+        let run = |fused: bool| {
+            let mut t = Tape::new();
+            let (xv, wv, bv) = (
+                t.variable(x.clone()),
+                t.variable(w.clone()),
+                t.variable(b.clone()),
+            );
+            let mut h = xv;
+            for _ in 0..4 {
+                h = if fused {
+                    t.linear_act(h, wv, bv, Unary::Elu)
+                } else {
+                    let p = t.linear(h, wv, bv);
+                    t.unary(Unary::Elu, p)
+                };
+            }
+            let sq = t.square(h);
+            let loss = t.sum_all(sq);
+            let mut grads = hdpo_autodiff::ParamStore::new().zero_grads();
+            t.backward(loss, &mut grads);
+            let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let all: Vec<_> = [xv, wv, bv]
+                .iter()
+                .map(|&v| bits(t.grad(v).unwrap()))
+                .chain([bits(t.value(h))])
+                .collect();
+            (all, t.folded_adjoints())
+        };
+        let (fused, folded) = run(true);
+        let (plain, _) = run(false);
+        assert!(fused == plain, "{rows}x{hidden}: bits differ");
+        assert_eq!(folded, 3, "{rows}x{hidden}: the three inner layers fold");
+    }
+}
+
 #[test]
 fn pack_cols_equals_reshapes_then_concat_bit_for_bit() {
     // pipelines of 2 echelons (2B, 4), a warehouse (B, 3) and a store (B, 4), B = 5
