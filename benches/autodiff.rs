@@ -7,7 +7,8 @@
 //! activations and the loss are not counted), so criterion's `Gelem/s` reads as GFLOP/s.
 //!
 //! * `gemm_1024_rows`: the raw `gemm::matmul` and `gemm::matmul_at_b` kernels at the shapes of one
-//!   1,024-row shard of a narrow MLP (hidden, first and output layer, and width 64).
+//!   1,024-row shard of a narrow MLP (hidden, first and output layer, and width 64), and a layer's
+//!   weight and bias gradients computed apart and in one pass (`matmul_at_b_and_column_sums`).
 //! * `matmul_8192x64x64`, `matmul_8192x32x32`: one `(8192, k) · (k, n)` product, as a tape op in
 //!   no-grad mode (the engine's `gemm` kernels) and as a raw `ndarray::linalg::general_mat_mul`
 //!   (`matrixmultiply`) into a preallocated output.
@@ -181,6 +182,27 @@ fn gemm_kernels(c: &mut Criterion) {
         let mut grad = vec![0.0f32; k * n];
         group.bench_function(format!("at_b_k{k}_n{n}"), |bench| {
             bench.iter(|| gemm::matmul_at_b(&mut grad, false, black_box(a), black_box(g), m, k, n))
+        });
+        // a layer's weight and bias gradients: the two apart, and in one pass over `g`
+        let mut sums = vec![0.0f32; n];
+        group.bench_function(format!("at_b_then_column_sums_k{k}_n{n}"), |bench| {
+            bench.iter(|| {
+                gemm::matmul_at_b(&mut grad, false, black_box(a), black_box(g), m, k, n);
+                hdpo_autodiff::kernels::column_sums_into(&mut sums, true, black_box(g));
+            })
+        });
+        group.bench_function(format!("at_b_and_column_sums_k{k}_n{n}"), |bench| {
+            bench.iter(|| {
+                gemm::matmul_at_b_and_column_sums(
+                    &mut grad,
+                    false,
+                    &mut sums,
+                    false,
+                    black_box(a),
+                    black_box(g),
+                    (m, k, n),
+                )
+            })
         });
     }
     group.finish();
