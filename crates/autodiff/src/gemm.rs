@@ -358,9 +358,9 @@ pub fn matmul_a_bt_times_derivative<D: OutputDerivative>(
 }
 
 /// [`matmul_a_bt_times_derivative`] for a caller that already holds `bᵀ` (`bt: k×n`), e.g. a
-/// layer's weight transposed once for all the periods of a backward pass. Only for shapes on the
-/// register kernels ([`register_kernels`]`(k, n)`), where it has the bits of
-/// [`matmul_a_bt_times_derivative`].
+/// layer's weight transposed once for all the periods of a backward pass. On the register kernels
+/// ([`register_kernels`]`(k, n)`) it has the bits of [`matmul_a_bt_times_derivative`]; other
+/// shapes take [`matmul`] and then the multiplication.
 pub fn matmul_times_derivative<D: OutputDerivative>(
     c: &mut [f32],
     a: &[f32],
@@ -373,12 +373,8 @@ pub fn matmul_times_derivative<D: OutputDerivative>(
         a.len() == m * k && bt.len() == k * n && c.len() == m * n && y.len() == m * n,
         "matmul_times_derivative: slice sizes"
     );
-    assert!(
-        register_kernels(k, n),
-        "matmul_times_derivative: k {k}, n {n}"
-    );
     #[cfg(target_arch = "x86_64")]
-    if D::IS_ELU && m > 0 {
+    if D::IS_ELU && m > 0 && register_kernels(k, n) {
         // SAFETY: AVX2 and FMA were detected at run time (`register_kernels`).
         unsafe { avx2::matmul_times_elu_derivative(c, a, bt, y, m, k, n) };
         return;

@@ -612,7 +612,7 @@ fn gather_rows_period_major(
     let n = source_rows.len();
     let mut data = vec![0.0f32; n * cols];
     match array.as_slice() {
-        Some(flat) => {
+        Some(flat) if cols > 0 => {
             // each block's rows are first copied whole (a row is a contiguous run, which the
             // hardware prefetches; read column by column straight from the source, every period
             // waited on its own cache miss), then transposed from that staging copy in L1
@@ -631,7 +631,7 @@ fn gather_rows_period_major(
                 }
             }
         }
-        None => {
+        _ => {
             for t in 0..cols {
                 let column = array.column(t);
                 let out = &mut data[t * n..(t + 1) * n];
@@ -708,5 +708,26 @@ mod poisson_tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod gather_tests {
+    use super::gather_rows_period_major;
+    use ndarray::Array2;
+
+    #[test]
+    fn period_major_gather_handles_empty_shapes() {
+        // no periods, no samples, and both: empty arrays of the right shape, no panic
+        let no_periods = Array2::<f32>::zeros((6, 0));
+        assert_eq!(
+            gather_rows_period_major(&no_periods, &[2, 0], 2).dim(),
+            (4, 0)
+        );
+        let some = Array2::from_shape_fn((6, 3), |(i, j)| (10 * i + j) as f32);
+        assert_eq!(gather_rows_period_major(&some, &[], 2).dim(), (0, 3));
+        let got = gather_rows_period_major(&some, &[2, 0], 2);
+        assert_eq!(got.row(0).to_vec(), vec![40.0, 41.0, 42.0]);
+        assert_eq!(got.row(3).to_vec(), vec![10.0, 11.0, 12.0]);
     }
 }
