@@ -341,13 +341,12 @@ pub fn matmul_a_bt_times_derivative<D: OutputDerivative>(
         a.len() == m * k && b.len() == n * k && c.len() == m * n && y.len() == m * n,
         "matmul_a_bt_times_derivative: slice sizes"
     );
-    #[cfg(target_arch = "x86_64")]
     if D::IS_ELU && m > 0 && register_kernels(k, n) {
+        // the same kernel as a caller holding `bᵀ` already
         A_BT_SCRATCH.with(|cell| {
             let (bt, _) = &mut *cell.borrow_mut();
             transpose_into(bt, b, k, n);
-            // SAFETY: AVX2 and FMA were detected at run time (`register_kernels`).
-            unsafe { avx2::matmul_times_elu_derivative(c, a, bt, y, m, k, n) };
+            matmul_times_derivative(c, a, bt, y, (m, k, n), df);
         });
         return;
     }
