@@ -15,7 +15,9 @@
 //! Policies implement [`ActionPolicy`] and see an [`Observation`]: the state, the period, the
 //! network, the static features the setting allows, past demands if the setting asks for them,
 //! and — only for policies that declare themselves non-admissible oracles — a window of future
-//! demand.
+//! demand. In the last periods of a network of stores alone, whose orders cannot arrive within the
+//! horizon, the policy is not asked: those periods run with zero actions (the same costs; see
+//! [`Statics::periods_with_effective_actions`]).
 #![warn(missing_docs)]
 
 use ndarray::{Array1, Array2, ArrayView2, s};
@@ -561,6 +563,8 @@ fn run_shard<P: ActionPolicy + ?Sized>(
     let mut actions = Actions::zeros(n, &statics);
     let mut cost = vec![0.0f32; n];
     let mut totals = ShardTotals::default();
+    // the orders of the last periods may never reach a cost: those periods keep zero actions
+    let acting = statics.periods_with_effective_actions(periods);
 
     for t in 0..periods {
         let (window, offset) = demand.at(t, extra);
@@ -572,9 +576,11 @@ fn run_shard<P: ActionPolicy + ?Sized>(
             obs = obs.with_future_demand(window.slice(s![offset..=offset + h, ..]).reversed_axes());
         }
         actions.clear();
-        policy.act(&obs, &mut actions);
-        if options.round_actions {
-            actions.round_half_even();
+        if t < acting {
+            policy.act(&obs, &mut actions);
+            if options.round_actions {
+                actions.round_half_even();
+            }
         }
         let demand_now = window.row(offset);
         let demand_now = demand_now.as_slice().expect("window rows are contiguous");

@@ -176,6 +176,26 @@ impl Statics {
         self.n_warehouses.max(1)
     }
 
+    /// How many leading periods of a `periods`-period rollout have actions that can change a
+    /// cost of the rollout. The rest get zero actions and skip the policy: same costs, same
+    /// gradients, less work.
+    ///
+    /// When stores order from the outside supplier and nothing else (`W = E = 0`), an order placed
+    /// in period `t` with lead time `ℓ` does nothing until it reaches on-hand in period `t + ℓ`
+    /// (spec §1.4). Store orders have no cost of their own (spec §1.3). So an order placed at
+    /// `t ≥ periods − min ℓ` cannot reach any cost in the horizon. With warehouses or echelons,
+    /// every order moves upstream stock in the period it is placed, so every period counts.
+    pub fn periods_with_effective_actions(&self, periods: usize) -> usize {
+        if self.n_warehouses > 0 || self.n_echelons > 0 {
+            return periods;
+        }
+        // lead time 0 marks "no edge" and never occurs without warehouses; treat it as 0 anyway
+        match self.lead_time.iter().copied().min() {
+            Some(shortest) => periods.saturating_sub(shortest as usize),
+            None => periods,
+        }
+    }
+
     /// The statics of the given samples, in the given order (a batch gather).
     pub fn gather(&self, samples: &[usize]) -> Statics {
         let s = self.n_stores;

@@ -75,6 +75,21 @@ pub struct TapeActions {
     pub echelon: Option<Var>,
 }
 
+impl TapeActions {
+    /// All-zero actions for the batch `statics` describes, as tape constants (the actions of a
+    /// period whose orders cannot reach a cost, see [`Statics::periods_with_effective_actions`]).
+    pub fn zeros(tape: &mut Tape, statics: &Statics) -> TapeActions {
+        let b = statics.n_samples;
+        let store = tape.constant(Array2::zeros((b * statics.n_stores, statics.n_sources())));
+        let mut column = |rows: usize| (rows > 0).then(|| tape.constant(Array2::zeros((rows, 1))));
+        TapeActions {
+            store,
+            warehouse: column(b * statics.n_warehouses),
+            echelon: column(b * statics.n_echelons),
+        }
+    }
+}
+
 /// Cost of one period on the tape: per store row, and per warehouse / echelon row.
 #[derive(Clone, Copy, Debug)]
 pub struct PeriodCost {

@@ -362,3 +362,105 @@ fn serial_and_multi_warehouse_settings_run() {
         assert_eq!(r.n_stores, s.n_stores());
     }
 }
+
+/// A base-stock policy that records the periods it is asked about.
+struct RecordingBaseStock {
+    level: f32,
+    asked: Mutex<Vec<usize>>,
+}
+
+impl ActionPolicy for RecordingBaseStock {
+    fn act(&self, obs: &Observation<'_>, actions: &mut Actions) {
+        self.asked.lock().unwrap().push(obs.period());
+        BaseStockPolicy { level: self.level }.act(obs, actions);
+    }
+}
+
+/// The last `min ℓ` periods of a stores-only network run with zero actions and do not ask the
+/// policy; the costs are those of a plain loop that asks the policy in every period. With a
+/// warehouse, every period asks the policy.
+#[test]
+fn periods_whose_orders_cannot_arrive_skip_the_policy_with_the_same_costs() {
+    use hdpo_sim::dynamics::step;
+    use hdpo_sim::scenario::Scenario;
+    let (n, periods) = (96, 14);
+    // one_store_lost: ℓ = 4; per-sample ℓ in {2, 3, 4}: the shortest decides
+    for (lead_time, acting) in [
+        (None, periods - 4),
+        (
+            Some("{ sample = \"per_sample\", range = [2, 5] }"),
+            periods - 2,
+        ),
+    ] {
+        let mut s = with_test_split("one_store_lost", n, periods, 3);
+        if let Some(l) = lead_time {
+            s.apply_overrides([format!("stores.lead_time={l}")])
+                .unwrap();
+        }
+        let scenario = Scenario::generate(&s, Split::Test).unwrap();
+        let statics = &scenario.statics;
+        assert_eq!(statics.periods_with_effective_actions(periods), acting);
+        if lead_time.is_some() {
+            let shortest = statics.lead_time.iter().min().unwrap();
+            let longest = statics.lead_time.iter().max().unwrap();
+            assert_eq!((*shortest, *longest), (2, 4), "the lead times drawn");
+        }
+        let options = EvalOptions {
+            shard_size: n,
+            ..EvalOptions::for_setting(&s)
+        };
+        let policy = RecordingBaseStock {
+            level: 22.0,
+            asked: Mutex::new(Vec::new()),
+        };
+        let report = evaluate(&s, Split::Test, &policy, &options).unwrap();
+        let asked = policy.asked.into_inner().unwrap();
+        assert_eq!(asked, (0..acting).collect::<Vec<_>>());
+
+        // the same split, the policy asked in every period
+        let mut state = scenario.initial.clone();
+        let mut actions = Actions::zeros(n, statics);
+        let mut cost = vec![0.0f32; n];
+        let (mut all, mut reported) = (0.0f64, 0.0f64);
+        let mut tail_orders = 0.0f32;
+        for t in 0..periods {
+            let obs = Observation::new(&state, statics, &s.observation, t, periods);
+            actions.clear();
+            BaseStockPolicy { level: 22.0 }.act(&obs, &mut actions);
+            actions.round_half_even();
+            if t >= acting {
+                tail_orders += actions.store.sum();
+            }
+            let demand = scenario.demand.column(t).to_vec();
+            step(&mut state, &actions, &demand, statics, &mut cost).unwrap();
+            let period_cost: f64 = cost.iter().map(|&c| f64::from(c)).sum();
+            all += period_cost;
+            if t >= 3 {
+                reported += period_cost;
+            }
+        }
+        assert!(tail_orders > 0.0, "the skipped periods would have ordered");
+        assert_eq!(report.total_cost_all, all);
+        assert_eq!(report.total_cost_reported, reported);
+    }
+}
+
+/// With a warehouse (or echelons), every order moves upstream stock at once: no period is skipped.
+#[test]
+fn with_upstream_nodes_every_period_has_effective_actions() {
+    use hdpo_sim::scenario::Scenario;
+    for name in [
+        "one_warehouse_lost",
+        "serial_system",
+        "many_warehouses_lost",
+    ] {
+        let s = with_test_split(name, 8, 10, 2);
+        let scenario = Scenario::generate(&s, Split::Test).unwrap();
+        assert_eq!(scenario.statics.periods_with_effective_actions(10), 10);
+    }
+    // a horizon shorter than the lead time: no period matters
+    let s = with_test_split("one_store_lost", 8, 3, 0);
+    let scenario = Scenario::generate(&s, Split::Test).unwrap();
+    assert_eq!(scenario.statics.periods_with_effective_actions(3), 0);
+    assert_eq!(scenario.statics.periods_with_effective_actions(5), 1);
+}

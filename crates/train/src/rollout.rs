@@ -10,7 +10,7 @@ use hdpo_sim::dynamics::StepError;
 use hdpo_sim::eval::{ActionPolicy, Observation as EvalObservation};
 use hdpo_sim::scenario::Scenario;
 use hdpo_sim::state::{Actions, State, Statics};
-use hdpo_sim::tape::{TapeDynamics, TapeState};
+use hdpo_sim::tape::{TapeActions, TapeDynamics, TapeState};
 use ndarray::{Array2, s};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -53,7 +53,9 @@ pub struct RolloutPeriods {
 
 /// Records `periods` periods of `policy` on `scenario` (a batch or a shard of one) and returns the
 /// loss `Σ costs of periods ≥ loss_from / normaliser`. The gradient flows through the policy, the
-/// dynamics and the policy's inputs (full back-propagation through time).
+/// dynamics and the policy's inputs (full back-propagation through time). Periods whose orders
+/// cannot reach a cost of the horizon ([`Statics::periods_with_effective_actions`]) record zero
+/// actions instead of the policy: the loss and its gradient are the same.
 pub fn rollout_on_tape(
     tape: &mut Tape,
     policy: &Policy,
@@ -87,25 +89,31 @@ pub fn rollout_on_tape(
             .max()
             .unwrap_or(1) as usize,
     );
+    // the orders of the last periods may never reach a cost: those periods skip the policy
+    let acting = scenario.statics.periods_with_effective_actions(periods);
     let mut total: Option<Var> = None;
     let (mut reported_cost, mut total_cost) = (0.0f64, 0.0f64);
     for t in 0..periods {
-        let past_demands = (p > 0).then(|| {
-            let window = past_demand_window(&scenario.demand, t, p);
-            tape.constant(window)
-        });
-        let future_demand = lookahead.map(|h| {
-            let end = (t + h + 1).min(scenario.periods());
-            scenario.demand.slice(s![.., t..end])
-        });
-        let obs = Observation {
-            statics: &scenario.statics,
-            state,
-            period: t,
-            past_demands,
-            future_demand,
+        let actions = if t < acting {
+            let past_demands = (p > 0).then(|| {
+                let window = past_demand_window(&scenario.demand, t, p);
+                tape.constant(window)
+            });
+            let future_demand = lookahead.map(|h| {
+                let end = (t + h + 1).min(scenario.periods());
+                scenario.demand.slice(s![.., t..end])
+            });
+            let obs = Observation {
+                statics: &scenario.statics,
+                state,
+                period: t,
+                past_demands,
+                future_demand,
+            };
+            policy.act(tape, params, &obs)
+        } else {
+            TapeActions::zeros(tape, &scenario.statics)
         };
-        let actions = policy.act(tape, params, &obs);
         let demand = tape.constant_from(scenario.demand.slice(s![.., t..t + 1]));
         let (next, cost) = dynamics.step(tape, &state, &actions, demand)?;
         state = next;
