@@ -20,10 +20,9 @@ pub fn exp(x: f32) -> f32 {
     // or float→int casts), so loops vectorise. Inside the AVX2+FMA builds of the kernels below
     // `mul_add` is one `vfmadd` instruction; elsewhere on x86-64 it is a library call (correct,
     // slow: only machines without FMA take that path).
-    const ROUND: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer in the low bits
     let x = x.clamp(-87.3, 88.3);
-    let t = x.mul_add(LOG2E, ROUND);
-    let n = t - ROUND; // round(x / ln 2) as a float
+    let t = x.mul_add(LOG2E, ROUND_BIASED);
+    let n = t - ROUND_BIASED; // round(x / ln 2) as a float
     let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
     // e^r on |r| ≤ ln2/2 (Cephes expf coefficients)
     let p = 1.987_569_1e-4f32;
@@ -59,10 +58,9 @@ pub fn expm1_neg(x: f32) -> f32 {
 fn expm1_neg_parts(x: f32) -> (f32, f32) {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2: f32 = std::f32::consts::LN_2;
-    const ROUND: f32 = 12_582_912.0; // 1.5 · 2²³, as in `exp`
     let x = x.clamp(-87.3, 0.0);
-    let t = x.mul_add(LOG2E, ROUND);
-    let n = t - ROUND; // round(x / ln 2) ∈ [−126, 0]
+    let t = x.mul_add(LOG2E, ROUND_BIASED);
+    let n = t - ROUND_BIASED; // round(x / ln 2) ∈ [−126, 0]
     let r = n.mul_add(-LN2, x);
     let p = 1.388_260_5e-3f32;
     let p = p.mul_add(r, 8.366_515e-3);
@@ -99,7 +97,7 @@ pub fn elu(x: f32) -> f32 {
 pub fn elu8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
     use std::arch::x86_64::*;
     let splat = _mm256_set1_ps;
-    let round = splat(12_582_912.0);
+    let round = splat(ROUND_BIASED);
     // clamp(x, −87.3, 0): `max`/`min` return their second operand when one is NaN, so NaN stays
     let clamped = _mm256_min_ps(splat(0.0), _mm256_max_ps(splat(-87.3), x));
     let t = _mm256_fmadd_ps(clamped, splat(std::f32::consts::LOG2_E), round);
@@ -112,10 +110,7 @@ pub fn elu8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
     p = _mm256_fmadd_ps(p, r, splat(0.499_999_97));
     let q = _mm256_fmadd_ps(_mm256_mul_ps(r, r), p, r);
     // 2ⁿ as in `pow2_from_rounded`
-    let scale = _mm256_castsi256_ps(_mm256_add_epi32(
-        _mm256_slli_epi32::<23>(_mm256_castps_si256(t)),
-        _mm256_set1_epi32(127 << 23),
-    ));
+    let scale = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_castps_si256(t)));
     // Rust's `f32::max(x, 0)` gives 0 for a NaN `x`; `_mm256_max_ps(x, 0)` does too (second operand)
     let positive = _mm256_max_ps(x, splat(0.0));
     let base = _mm256_add_ps(_mm256_sub_ps(scale, splat(1.0)), positive);
@@ -145,13 +140,21 @@ pub fn elu_derivative8(y: std::arch::x86_64::__m256) -> std::arch::x86_64::__m25
     _mm256_min_ps(one, _mm256_add_ps(y, one))
 }
 
-/// `2ⁿ` from `t = x·log₂e + 1.5·2²³`, whose low mantissa bits hold the integer `n` (which must lie
-/// in [−126, 127]): `(n + 127) << 23` are the bits of `2ⁿ`. `t`'s bits are those of `1.5·2²³` plus
-/// `n`, and the low 9 bits of `1.5·2²³` are zero, so shifting `t`'s bits left by 23 leaves exactly
-/// `n << 23` (mod 2³²): a shift and an add, no subtraction of the rounding constant first.
+/// `1.5·2²³ + 127`. Added to `y = x·log₂e` (`|y| < 2²²`) in one rounding, it leaves
+/// `t = 1.5·2²³ + 127 + n` with `n` the integer nearest to `y`: every float in `[2²³, 2²⁴)` is an
+/// integer, so `n = t − ROUND_BIASED` exactly. (Ties cannot occur for `|x| < 2²²`: the exact
+/// product of an f32 with `log₂e`'s f32 is a half-integer only for `|x| ≥ 2²²`.) The `+ 127` is
+/// the exponent bias: [`pow2_from_rounded`] reads `2ⁿ` off `t`'s bits with one shift.
+const ROUND_BIASED: f32 = 12_583_039.0;
+
+/// `2ⁿ` from `t = x·log₂e + ROUND_BIASED`, whose low mantissa bits hold `n + 127` (`n` must lie in
+/// [−126, 127]): `(n + 127) << 23` are the bits of `2ⁿ`. `t`'s bits are those of `1.5·2²³` plus
+/// `n + 127`, and the low 9 bits of `1.5·2²³` are zero, so shifting `t`'s bits left by 23 leaves
+/// exactly `(n + 127) << 23`: one shift, no subtraction of the rounding constant, no add of the
+/// bias.
 #[inline(always)]
 fn pow2_from_rounded(t: f32) -> f32 {
-    f32::from_bits((t.to_bits() << 23).wrapping_add(127 << 23))
+    f32::from_bits(t.to_bits() << 23)
 }
 
 /// `ln(1 + u)` in f32 for `u ≥ 0` (any finite value up to `f32::MAX`), branch-free and
@@ -562,7 +565,7 @@ mod tests {
     #[test]
     fn pow2_from_rounded_is_two_to_the_n_for_every_exponent() {
         for n in -126i32..=127 {
-            let t = 12_582_912.0f32 + n as f32;
+            let t = ROUND_BIASED + n as f32;
             assert_eq!(pow2_from_rounded(t), 2f32.powi(n), "n = {n}");
         }
     }
