@@ -157,8 +157,9 @@ fn matmul(c: &mut Criterion) {
 }
 
 /// The raw product kernels of `gemm.rs` at the shapes of one shard of a narrow MLP (1,024 rows):
-/// `a·b` (forward and input gradient) and `aᵀ·g` (weight gradient), for the hidden layer
-/// (k = n = 32), the first layer (k = 4) and the output layer (n = 1).
+/// `a·b` (forward and input gradient), the forward with bias and ELU, and `aᵀ·g` (weight
+/// gradient), for the hidden layer (k = n = 32), the first layer (k = 4) and the output layer
+/// (n = 1).
 fn gemm_kernels(c: &mut Criterion) {
     let mut rng = Pcg64Mcg::seed_from_u64(1);
     let m = 1024;
@@ -178,6 +179,19 @@ fn gemm_kernels(c: &mut Criterion) {
         let mut out = vec![0.0f32; m * n];
         group.bench_function(format!("matmul_k{k}_n{n}"), |bench| {
             bench.iter(|| gemm::matmul(&mut out, false, black_box(a), black_box(b), m, k, n))
+        });
+        // a hidden layer's forward: bias, product and ELU in one pass (what the dev pass runs)
+        let bias = vec![0.1f32; n];
+        group.bench_function(format!("matmul_bias_elu_k{k}_n{n}"), |bench| {
+            bench.iter(|| {
+                gemm::matmul_bias_map(
+                    &mut out,
+                    &bias,
+                    (black_box(a), black_box(b)),
+                    (m, k, n),
+                    gemm::Elu,
+                )
+            })
         });
         let mut grad = vec![0.0f32; k * n];
         group.bench_function(format!("at_b_k{k}_n{n}"), |bench| {
