@@ -312,6 +312,7 @@ pub trait OutputDerivative: Copy {
 }
 
 impl<F: Fn(f32) -> f32 + Copy> OutputDerivative for F {
+    #[inline(always)]
     fn at(self, y: f32) -> f32 {
         self(y)
     }
@@ -323,6 +324,7 @@ impl<F: Fn(f32) -> f32 + Copy> OutputDerivative for F {
 pub struct EluDerivative;
 
 impl OutputDerivative for EluDerivative {
+    #[inline(always)]
     fn at(self, y: f32) -> f32 {
         crate::kernels::elu_derivative(y)
     }
