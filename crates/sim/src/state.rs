@@ -189,7 +189,7 @@ impl Statics {
         if self.n_warehouses > 0 || self.n_echelons > 0 {
             return periods;
         }
-        // lead time 0 marks "no edge" and never occurs without warehouses; treat it as 0 anyway
+        // lead time 0 marks "no edge" and never occurs without warehouses; it would skip nothing
         match self.lead_time.iter().copied().min() {
             Some(shortest) => periods.saturating_sub(shortest as usize),
             None => periods,
