@@ -167,12 +167,12 @@ impl TapeDynamics {
             holding: statics.holding_cost.to_vec(),
             objective: statics.objective,
         });
-        let store_advance = Arc::new(StoreAdvance {
-            unmet: statics.unmet_demand,
-            slot: store_slot,
-            edge: edges.clone(),
-            n_sources: m,
-        });
+        let store_advance = Arc::new(StoreAdvance::new(
+            statics.unmet_demand,
+            store_slot,
+            edges.clone(),
+            m,
+        ));
         let store_ration = Arc::new(Ration {
             supplier_row: store_supplier.clone(),
             n_suppliers: b * n_w,
@@ -682,6 +682,27 @@ pub struct StoreAdvance {
     /// `(R·W')` whether the pair is an edge.
     edge: Vec<bool>,
     n_sources: usize,
+    /// `Some(slot)` when every row has one source, on an edge, with the same slot (stores without a
+    /// warehouse and one lead time for the batch, e.g. every one-store setting): the loops then
+    /// skip the per-row edge and slot look-ups. The same additions in the same order either way.
+    uniform_slot: Option<usize>,
+}
+
+impl StoreAdvance {
+    fn new(unmet: UnmetDemand, slot: Vec<u32>, edge: Vec<bool>, n_sources: usize) -> StoreAdvance {
+        let uniform_slot = (n_sources == 1 && edge.iter().all(|&e| e))
+            .then(|| slot.first().copied())
+            .flatten()
+            .filter(|&first| slot.iter().all(|&s| s == first))
+            .map(|first| first as usize);
+        StoreAdvance {
+            unmet,
+            slot,
+            edge,
+            n_sources,
+            uniform_slot,
+        }
+    }
 }
 
 impl CustomOp for StoreAdvance {
@@ -702,6 +723,25 @@ impl CustomOp for StoreAdvance {
         let (pipe, demand, received) = (flat(inputs[0]), flat(inputs[1]), flat(inputs[2]));
         let out = flat_mut(out);
         shift_rows_left(out, pipe, l);
+        if let Some(slot) = self.uniform_slot {
+            let rows = (out.chunks_exact_mut(l).zip(pipe.chunks_exact(l)))
+                .zip(demand.iter().zip(received));
+            match self.unmet {
+                UnmetDemand::Lost => {
+                    for ((next, row), (&d, &q)) in rows {
+                        next[0] += dynamics::leftover_lost(row[0], d);
+                        next[slot] += q;
+                    }
+                }
+                UnmetDemand::Backlogged => {
+                    for ((next, row), (&d, &q)) in rows {
+                        next[0] += dynamics::leftover_backlogged(row[0], d);
+                        next[slot] += q;
+                    }
+                }
+            }
+            return;
+        }
         for (r, (next, row)) in out
             .chunks_exact_mut(l)
             .zip(pipe.chunks_exact(l))
@@ -755,7 +795,11 @@ impl CustomOp for StoreAdvance {
                 put(d, fresh[1], g_row[0] * partials(r).1);
             }
         }
-        if let Some(gr) = gr.as_mut() {
+        if let (Some(gr), Some(slot)) = (gr.as_mut(), self.uniform_slot) {
+            for (d, g_row) in flat_mut(gr).iter_mut().zip(g.chunks_exact(l)) {
+                put(d, fresh[2], g_row[slot]);
+            }
+        } else if let Some(gr) = gr.as_mut() {
             let gr = flat_mut(gr);
             for (r, g_row) in g.chunks_exact(l).enumerate() {
                 for k in r * ns..(r + 1) * ns {
@@ -1177,6 +1221,53 @@ mod tests {
                 assert_eq!(got, &want, "{}: input {k}, fresh {fresh}", op.name());
             }
         }
+    }
+
+    /// The uniform-slot loops of `StoreAdvance` give the bits of the general ones, forward and
+    /// backward (fresh and accumulated adjoints), for both unmet-demand rules and every slot.
+    #[test]
+    fn store_advance_uniform_slot_has_the_bits_of_the_general_loops() {
+        let mut rng = Pcg64Mcg::seed_from_u64(11);
+        let (rows, l) = (37, 4);
+        let mut random = |cols: usize| {
+            Array2::from_shape_simple_fn((rows, cols), || rng.random_range(-2.0..8.0f32))
+        };
+        let (pipe, demand, received, g) = (random(l), random(1), random(1), random(l));
+        let starts = [random(l), random(1), random(1)];
+        let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for unmet in [UnmetDemand::Lost, UnmetDemand::Backlogged] {
+            for slot in 0..l as u32 {
+                let fast = StoreAdvance::new(unmet, vec![slot; rows], vec![true; rows], 1);
+                assert_eq!(fast.uniform_slot, Some(slot as usize));
+                let general = StoreAdvance {
+                    uniform_slot: None,
+                    ..StoreAdvance::new(unmet, vec![slot; rows], vec![true; rows], 1)
+                };
+                let inputs = [&pipe, &demand, &received];
+                let (mut a, mut b) = (Array2::zeros((rows, l)), Array2::zeros((rows, l)));
+                fast.forward(&inputs, &mut a);
+                general.forward(&inputs, &mut b);
+                assert_eq!(bits(&a), bits(&b), "forward, {unmet:?}, slot {slot}");
+                for fresh in [true, false] {
+                    let mut ga: Vec<Option<Array2<f32>>> =
+                        starts.iter().map(|x| Some(x.clone())).collect();
+                    let mut gb = ga.clone();
+                    fast.backward_into(&inputs, &a, &g, &mut ga, &[fresh; 3]);
+                    general.backward_into(&inputs, &b, &g, &mut gb, &[fresh; 3]);
+                    for (x, y) in ga.iter().zip(&gb) {
+                        let (x, y) = (x.as_ref().unwrap(), y.as_ref().unwrap());
+                        assert_eq!(bits(x), bits(y), "backward, {unmet:?}, slot {slot}");
+                    }
+                }
+            }
+        }
+        // a lead time that differs between rows, or a non-edge, takes the general loops
+        let mixed = StoreAdvance::new(UnmetDemand::Lost, vec![3, 2], vec![true; 2], 1);
+        assert_eq!(mixed.uniform_slot, None);
+        let gap = StoreAdvance::new(UnmetDemand::Lost, vec![3, 3], vec![true, false], 1);
+        assert_eq!(gap.uniform_slot, None);
+        let two = StoreAdvance::new(UnmetDemand::Lost, vec![3; 4], vec![true; 4], 2);
+        assert_eq!(two.uniform_slot, None);
     }
 
     #[test]
