@@ -7,7 +7,6 @@
 //! entries of `data/instances/multi_store_parameters.json`, embedded at compile time.
 //!
 //! The full schema is documented in `docs/simulator.md`.
-#![warn(missing_docs)]
 
 use std::fmt;
 use std::path::Path;

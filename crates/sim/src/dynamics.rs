@@ -19,7 +19,6 @@
 //!
 //! The step validates its inputs and returns a [`StepError`] instead of writing out of place:
 //! a non-zero shipment on a (store, warehouse) pair that is not an edge is an error.
-#![warn(missing_docs)]
 
 use ndarray::Array2;
 

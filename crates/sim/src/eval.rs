@@ -18,7 +18,6 @@
 //! demand. In the last periods of a network of stores alone, whose orders cannot arrive within the
 //! horizon, the policy is not asked: those periods run with zero actions (the same costs; see
 //! [`Statics::periods_with_effective_actions`]).
-#![warn(missing_docs)]
 
 use ndarray::{Array1, Array2, ArrayView2, s};
 use rayon::prelude::*;

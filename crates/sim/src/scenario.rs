@@ -12,7 +12,6 @@
 //! [`ScenarioGenerator`] produces any range of samples on demand (statics, initial state, demand
 //! stream) — the evaluator uses it shard by shard so a 32,768 × 5,000 test split never lives in
 //! memory; [`Scenario`] materialises a whole split (training/dev) and gathers batches from it.
-#![warn(missing_docs)]
 
 use std::ops::Range;
 

@@ -3,7 +3,6 @@
 //! [`setting`] returns one (validated), [`serial_system`] builds the serial chain with 3–7
 //! locations. Seeds are ours (each split its own); the instances (costs, lead times, demand
 //! parameters) are the reference's.
-#![warn(missing_docs)]
 
 use crate::config::{ConfigError, EchelonParams, Setting};
 

@@ -6,7 +6,6 @@
 //! `b·E + e` for extra echelons — and columns = pipeline slots (state) or sources (actions).
 //! Pipeline column 0 is the on-hand quantity now (it already contains this period's arrival);
 //! column `k ≥ 1` is what arrives `k` periods from now. All quantities are `f32`.
-#![warn(missing_docs)]
 
 use ndarray::{Array1, Array2, Axis};
 
