@@ -28,7 +28,7 @@
 use crate::allocation::PROPORTIONAL_EPS;
 use crate::dense::{BlockIndex, DenseElu, PerBatchSize};
 use crate::mlp::{Activation, Mlp, MlpSpec};
-use crate::observation::{Feature, NetworkShape, Observation};
+use crate::observation::{DemandScales, Feature, NetworkShape, Observation};
 use crate::policy::PolicyError;
 use crate::spec::PolicySpec;
 use crate::symmetry::{ParamNodes, mlp_tail};
@@ -533,6 +533,8 @@ pub struct GnnNet {
     inventory_width: usize,
     /// State part width (max state length over node types).
     state_width: usize,
+    /// Nodes measured in units of the mean demand they serve (see [`PolicySpec::Gnn`]).
+    demand_scaling: bool,
     initial_node: Mlp,
     initial_edge: EdgeMlp,
     node_update: Mlp,
@@ -556,6 +558,7 @@ impl GnnNet {
             rounds,
             transshipment,
             output_bias,
+            demand_scaling,
         } = spec
         else {
             unreachable!("GnnNet::build is only called with a gnn spec")
@@ -648,6 +651,7 @@ impl GnnNet {
             past_demands: p,
             inventory_width,
             state_width,
+            demand_scaling: *demand_scaling,
             initial_node,
             initial_edge,
             node_update,
@@ -775,6 +779,25 @@ impl GnnNet {
 
         // desired flow on every active edge, then the proportional allocation at each supplying node
         let q = mlp_forward_fused(tape, &self.output, param, active, None); // (B·Ka, 1), softplus
+        let q = if self.demand_scaling {
+            let scales = self.node_scales(obs.statics);
+            let mut col = tape.take_buffer(b * g.active.len(), 1);
+            for bi in 0..b {
+                for (j, &k) in g.active.iter().enumerate() {
+                    let x = &g.edges[k];
+                    let node = match x.kind {
+                        EdgeKind::SelfLoop => x.src,
+                        _ => x.dst,
+                    }
+                    .expect("active edges other than self-loops end at a node");
+                    col[[bi * g.active.len() + j, 0]] = scales[bi * g.n_nodes() + node];
+                }
+            }
+            let col = tape.constant(col);
+            tape.mul(q, col)
+        } else {
+            q
+        };
         let flows = if g.edges.iter().any(|x| x.kind == EdgeKind::Internal) {
             let total = tape.segment_sum(q, bg.alloc_total.clone()); // (B·U, 1)
             let total = tape.add_scalar(total, PROPORTIONAL_EPS);
@@ -809,6 +832,20 @@ impl GnnNet {
             warehouse,
             echelon,
         }
+    }
+
+    /// The mean demand each node serves ([`DemandScales`]), `(B·n)` rows `b·n + v`.
+    fn node_scales(&self, st: &Statics) -> Vec<f32> {
+        let g = &self.graph;
+        let (e, w, s) = (g.n_echelons, g.n_warehouses, g.n_stores);
+        let scales = DemandScales::new(st);
+        let mut out = Vec::with_capacity(st.n_samples * g.n_nodes());
+        for bi in 0..st.n_samples {
+            out.extend_from_slice(&scales.echelon[bi * e..(bi + 1) * e]);
+            out.extend_from_slice(&scales.warehouse[bi * w..(bi + 1) * w]);
+            out.extend_from_slice(&scales.store[bi * s..(bi + 1) * s]);
+        }
+        out
     }
 
     /// `(B·U, 1)` on-hand of the upstream nodes `[echelons, warehouses]`, rows `b·U + u`.
@@ -853,14 +890,38 @@ impl GnnNet {
                 tape.constant(a)
             };
         let mut parts = Vec::with_capacity(3);
-        if let Some(ech) = obs.state.echelon {
+        // in demand units: every pipeline divided by its node's scale; a store shows its mean
+        // relative to the sample's average store mean and its coefficient of variation
+        let scales = self.demand_scaling.then(|| DemandScales::new(st));
+        let scaled = |tape: &mut Tape, pipeline: Var, of: fn(&DemandScales) -> &[f32]| match &scales
+        {
+            Some(sc) => DemandScales::divide(tape, pipeline, of(sc)),
+            None => pipeline,
+        };
+        let store_pipeline = scaled(tape, obs.state.store, |sc| &sc.store);
+        let warehouse_pipeline = obs
+            .state
+            .warehouse
+            .map(|p| scaled(tape, p, |sc| &sc.warehouse));
+        let echelon_pipeline = obs.state.echelon.map(|p| scaled(tape, p, |sc| &sc.echelon));
+        let store_mean = |r: usize| -> (f32, f32) {
+            match &scales {
+                Some(sc) => {
+                    let row = &sc.store[r / s * s..(r / s + 1) * s];
+                    let own = sc.store[r];
+                    (own * s as f32 / row.iter().sum::<f32>(), st.std[r] / own)
+                }
+                None => (st.mean[r], st.std[r]),
+            }
+        };
+        if let Some(ech) = echelon_pipeline {
             let c = constant_block(tape, b * e, self.echelon_pipeline, &|r, out| {
                 out[0] = st.echelon_holding_cost[r % e]
             });
             let block = tape.concat_cols(&[ech, c]);
             parts.push(tape.reshape(block, b, e * f));
         }
-        if let Some(wh) = obs.state.warehouse {
+        if let Some(wh) = warehouse_pipeline {
             let c = constant_block(tape, b * w, self.warehouse_pipeline, &|r, out| {
                 out[0] = st.warehouse_holding_cost[r % w];
                 out[1] = st.warehouse_edge_cost.get(r % w).copied().unwrap_or(0.0);
@@ -880,15 +941,17 @@ impl GnnNet {
             let past = obs
                 .past_demands
                 .expect("gnn: the setting shows past demands, the observation must carry them");
-            tape.concat_cols(&[obs.state.store, c, past])
+            let past = scaled(tape, past, |sc| &sc.store);
+            tape.concat_cols(&[store_pipeline, c, past])
         } else {
             let c = constant_block(tape, b * s, self.store_pipeline, &|r, out| {
+                let (mean, std) = store_mean(r);
                 out[0] = st.holding_cost[r];
                 out[1] = st.underage_cost[r];
-                out[2] = st.mean[r];
-                out[3] = st.std[r];
+                out[2] = mean;
+                out[3] = std;
             });
-            tape.concat_cols(&[obs.state.store, c])
+            tape.concat_cols(&[store_pipeline, c])
         };
         if parts.is_empty() {
             return store_block;

@@ -53,6 +53,62 @@ impl Observation<'_> {
     }
 }
 
+/// The mean demand each location of a batch serves, the unit in which demand-scaled policies
+/// measure stock and orders: a store its own mean; a warehouse the means of the stores it ships
+/// to (a store served by several warehouses split evenly between them); an extra echelon the
+/// means of all stores. A non-positive or non-finite value (no demand statistics) becomes 1,
+/// i.e. raw units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DemandScales {
+    /// `(B·S)`, rows `b·S + s`.
+    pub store: Vec<f32>,
+    /// `(B·W)`, rows `b·W + w`.
+    pub warehouse: Vec<f32>,
+    /// `(B·E)`, rows `b·E + e`.
+    pub echelon: Vec<f32>,
+}
+
+impl DemandScales {
+    /// The scales of a batch.
+    pub fn new(st: &Statics) -> DemandScales {
+        let (b, s, w, e) = (st.n_samples, st.n_stores, st.n_warehouses, st.n_echelons);
+        let positive = |x: f32| if x.is_finite() && x > 0.0 { x } else { 1.0 };
+        let store: Vec<f32> = st.mean.iter().map(|&m| positive(m)).collect();
+        let shared_by: Vec<f32> = (0..s)
+            .map(|j| (0..w).filter(|&wh| st.adjacency[[wh, j]]).count().max(1) as f32)
+            .collect();
+        let mut warehouse = Vec::with_capacity(b * w);
+        let mut echelon = Vec::with_capacity(b * e);
+        for bi in 0..b {
+            let means = &store[bi * s..(bi + 1) * s];
+            for wh in 0..w {
+                let served: f32 = (0..s)
+                    .filter(|&j| st.adjacency[[wh, j]])
+                    .map(|j| means[j] / shared_by[j])
+                    .sum();
+                warehouse.push(positive(served));
+            }
+            let total = positive(means.iter().sum());
+            echelon.extend(std::iter::repeat_n(total, e));
+        }
+        DemandScales {
+            store,
+            warehouse,
+            echelon,
+        }
+    }
+
+    /// `x / scale` row by row: `x` has one row per entry of `scales`.
+    pub fn divide(tape: &mut Tape, x: Var, scales: &[f32]) -> Var {
+        let mut inverse = tape.take_buffer(scales.len(), 1);
+        for (out, &v) in inverse.iter_mut().zip(scales) {
+            *out = 1.0 / v;
+        }
+        let inverse = tape.constant(inverse);
+        tape.mul(x, inverse)
+    }
+}
+
 /// Observation features a policy may read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -6,7 +6,7 @@
 use crate::allocation::{proportional, softmax_keep};
 use crate::gnn::GnnNet;
 use crate::mlp::{Activation, Mlp, MlpSpec};
-use crate::observation::{Feature, NetworkShape, Observation};
+use crate::observation::{DemandScales, Feature, NetworkShape, Observation};
 use crate::spec::PolicySpec;
 use crate::symmetry::SymmetryAwareNet;
 use hdpo_autodiff::{ParamId, ParamStore, Tape, Unary, Var};
@@ -68,12 +68,25 @@ pub fn inverse_softplus(y: f32) -> f32 {
 /// The built network of each policy kind.
 #[derive(Clone, Debug)]
 enum Net {
-    OneStore { mlp: Mlp, input_scale: f32 },
-    BaseStock { raw_level: ParamId },
-    CappedBaseStock { raw: ParamId },
-    EchelonStock { raw: ParamId },
+    OneStore {
+        mlp: Mlp,
+        input_scale: f32,
+    },
+    BaseStock {
+        raw_level: ParamId,
+    },
+    CappedBaseStock {
+        raw: ParamId,
+    },
+    EchelonStock {
+        raw: ParamId,
+    },
     Serial(Mlp),
-    Warehouse { mlp: Mlp, transshipment: bool },
+    Warehouse {
+        mlp: Mlp,
+        transshipment: bool,
+        demand_scaling: bool,
+    },
     Symmetry(Box<SymmetryAwareNet>),
     Gnn(Box<GnnNet>),
     DataDriven(Mlp),
@@ -215,6 +228,7 @@ impl Policy {
                 hidden,
                 activation,
                 transshipment,
+                demand_scaling,
             } => {
                 if w == 0 || e > 0 {
                     return Err(unsupported(
@@ -233,6 +247,7 @@ impl Policy {
                 Net::Warehouse {
                     mlp,
                     transshipment: *transshipment,
+                    demand_scaling: *demand_scaling,
                 }
             }
             PolicySpec::SymmetryAware { .. } => Net::Symmetry(Box::new(SymmetryAwareNet::build(
@@ -397,9 +412,11 @@ impl Policy {
             }
             Net::EchelonStock { raw } => self.echelon_stock(tape, params, obs, *raw),
             Net::Serial(mlp) => self.vanilla_serial(tape, params, obs, mlp),
-            Net::Warehouse { mlp, transshipment } => {
-                self.vanilla_warehouse(tape, params, obs, mlp, *transshipment)
-            }
+            Net::Warehouse {
+                mlp,
+                transshipment,
+                demand_scaling,
+            } => self.vanilla_warehouse(tape, params, obs, mlp, *transshipment, *demand_scaling),
             Net::Symmetry(net) => net.act(tape, params, obs),
             Net::Gnn(net) => net.act(tape, params, obs),
             Net::DataDriven(mlp) => self.data_driven(tape, params, obs, mlp),
@@ -551,16 +568,20 @@ impl Policy {
         obs: &Observation,
         mlp: &Mlp,
         transshipment: bool,
+        demand_scaling: bool,
     ) -> TapeActions {
         let b = obs.n_samples();
         let sh = &self.shape;
         let (s, w) = (sh.n_stores, sh.n_warehouses);
-        let store_in = tape.reshape(obs.state.store, b, s * sh.store_pipeline);
-        let wh_in = tape.reshape(
-            obs.state.warehouse.expect("W ≥ 1"),
-            b,
-            w * sh.warehouse_pipeline,
-        );
+        let (mut store_pipeline, mut warehouse_pipeline) =
+            (obs.state.store, obs.state.warehouse.expect("W ≥ 1"));
+        if demand_scaling {
+            let scales = DemandScales::new(obs.statics);
+            store_pipeline = DemandScales::divide(tape, store_pipeline, &scales.store);
+            warehouse_pipeline = DemandScales::divide(tape, warehouse_pipeline, &scales.warehouse);
+        }
+        let store_in = tape.reshape(store_pipeline, b, s * sh.store_pipeline);
+        let wh_in = tape.reshape(warehouse_pipeline, b, w * sh.warehouse_pipeline);
         let x = tape.concat_cols(&[store_in, wh_in]);
         let out = mlp.forward(tape, params, x);
         let on_hand = self.warehouse_on_hand_by_sample(tape, obs);

@@ -53,6 +53,10 @@ pub enum PolicySpec {
         activation: Activation,
         /// Transshipment center: ships all of its stock.
         transshipment: bool,
+        /// Pipelines divided by the mean demand their location serves ([`crate::DemandScales`])
+        /// before the MLP. `false` (and absent in older policy files) is the reference: raw units.
+        #[serde(default)]
+        demand_scaling: bool,
     },
     /// The symmetry-aware network: context MLP, shared per-store MLP, warehouse MLP (§4.7).
     SymmetryAware {
@@ -66,6 +70,13 @@ pub enum PolicySpec {
         warehouse_hidden: Vec<usize>,
         /// Transshipment center.
         transshipment: bool,
+        /// Stores and the warehouse measured in units of the mean demand they serve
+        /// ([`crate::DemandScales`]): pipelines divided by that scale, a store's mean shown relative
+        /// to the average store and its std as a coefficient of variation, and each store's desired
+        /// quantity `mean × softplus(·)`. `false` (and absent in older policy files) is the
+        /// reference: raw units.
+        #[serde(default)]
+        demand_scaling: bool,
     },
     /// Graph message passing over the network topology (§4.8).
     Gnn {
@@ -79,6 +90,14 @@ pub enum PolicySpec {
         transshipment: bool,
         /// Initial bias of the output head (default 5.0).
         output_bias: f32,
+        /// Measure every node in units of the mean demand it serves (a store: its mean; a
+        /// warehouse or echelon: the mean demand of the stores below it): pipelines are divided by
+        /// that scale before the network, and each edge's desired flow is `scale × softplus(·)`,
+        /// so an untrained net with output bias `ln(e − 1)` asks for about one period of mean
+        /// demand on every edge. `false` (and absent in older policy files) is the reference: raw
+        /// units in and out.
+        #[serde(default)]
+        demand_scaling: bool,
     },
     /// MLP over pipelines, past demands and costs (§4.9), for real data.
     DataDriven {
@@ -189,6 +208,7 @@ impl PolicySpec {
                 },
                 activation: elu,
                 transshipment,
+                demand_scaling: false,
             },
             "symmetry_aware" => PolicySpec::SymmetryAware {
                 context_hidden: vec![256],
@@ -196,6 +216,7 @@ impl PolicySpec {
                 store_hidden: vec![32, 32],
                 warehouse_hidden: vec![16, 16],
                 transshipment,
+                demand_scaling: false,
             },
             "gnn" => PolicySpec::Gnn {
                 width: 32,
@@ -203,6 +224,7 @@ impl PolicySpec {
                 rounds: None,
                 transshipment,
                 output_bias: 5.0,
+                demand_scaling: false,
             },
             "data_driven" => PolicySpec::DataDriven {
                 hidden: vec![64, 64],

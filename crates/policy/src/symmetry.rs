@@ -19,7 +19,7 @@
 use crate::allocation::proportional;
 use crate::dense::{BlockIndex, DenseElu, PerBatchSize};
 use crate::mlp::{Activation, Mlp, MlpSpec};
-use crate::observation::{Feature, NetworkShape, Observation};
+use crate::observation::{DemandScales, Feature, NetworkShape, Observation};
 use crate::policy::{PolicyError, repeat_rows_index};
 use crate::spec::PolicySpec;
 use hdpo_autodiff::optim::init;
@@ -94,6 +94,8 @@ pub struct SymmetryAwareNet {
     warehouse_pipeline: usize,
     upper_bound: f32,
     transshipment: bool,
+    /// Stores and warehouse in units of mean demand (see [`PolicySpec::SymmetryAware`]).
+    demand_scaling: bool,
     /// `[store pipelines, warehouse pipeline]` → context, sigmoid output.
     context: Mlp,
     /// `[warehouse pipeline, context]` → 1, sigmoid output (times `U`).
@@ -126,6 +128,7 @@ impl SymmetryAwareNet {
             store_hidden,
             warehouse_hidden,
             transshipment,
+            demand_scaling,
         } = spec
         else {
             unreachable!("SymmetryAwareNet::build is only called with a symmetry_aware spec")
@@ -217,6 +220,7 @@ impl SymmetryAwareNet {
             warehouse_pipeline: lw,
             upper_bound: shape.upper_bound,
             transshipment: *transshipment,
+            demand_scaling: *demand_scaling,
             context,
             warehouse,
             store_local,
@@ -284,8 +288,18 @@ impl SymmetryAwareNet {
             "symmetry_aware: store pipeline must be (B·S, Ls)"
         );
 
+        // in demand units: pipelines divided by the mean demand their location serves
+        let scales = self.demand_scaling.then(|| DemandScales::new(obs.statics));
+        let (store_pipeline, wh) = match &scales {
+            Some(sc) => (
+                DemandScales::divide(tape, obs.state.store, &sc.store),
+                DemandScales::divide(tape, wh, &sc.warehouse),
+            ),
+            None => (obs.state.store, wh),
+        };
+
         // context (B, C) and warehouse order (B, 1)
-        let stores_flat = tape.reshape(obs.state.store, b, s * ls);
+        let stores_flat = tape.reshape(store_pipeline, b, s * ls);
         let ctx_in = tape.concat_cols(&[stores_flat, wh]);
         let c = mlp_forward_with(tape, &self.context, param, ctx_in);
         let wh_in = tape.concat_cols(&[wh, c]);
@@ -293,9 +307,9 @@ impl SymmetryAwareNet {
         let order = tape.scale(share, self.upper_bound);
 
         // first store layer: (x_s · W_loc + bias) + (c · W_ctx) repeated to the store rows
-        let statics = store_statics(obs);
+        let statics = store_statics(obs, scales.as_ref());
         let statics = tape.constant(statics);
-        let local = tape.concat_cols(&[obs.state.store, statics]);
+        let local = tape.concat_cols(&[store_pipeline, statics]);
         let (w_loc, w_ctx, bias) = (
             param(tape, self.store_local),
             param(tape, self.store_context),
@@ -321,6 +335,12 @@ impl SymmetryAwareNet {
         if let Some(tail) = &self.store_tail {
             q = mlp_forward_with(tape, tail, param, q);
         }
+        if let Some(sc) = &scales {
+            let mut mean = tape.take_buffer(b * s, 1);
+            mean.iter_mut().zip(&sc.store).for_each(|(m, &v)| *m = v);
+            let mean = tape.constant(mean);
+            q = tape.mul(q, mean);
+        }
 
         // shipments: proportional to the desired quantities, from the warehouse's on-hand
         let q = tape.reshape(q, b, s);
@@ -342,14 +362,22 @@ fn repeat_rows_blocks(n_samples: usize, times: usize, width: usize) -> BlockInde
     BlockIndex::new(Csr::from_triples(n_samples * times, &triples), width, 1, 1)
 }
 
-/// `(B·S, 4)`: `[mean, std, underage cost, lead time]` of every store row.
-fn store_statics(obs: &Observation) -> Array2<f32> {
+/// `(B·S, 4)`: `[mean, std, underage cost, lead time]` of every store row; with demand scales
+/// `[mean / average store mean of the sample, std / mean, …]`.
+fn store_statics(obs: &Observation, scales: Option<&DemandScales>) -> Array2<f32> {
     let st = obs.statics;
     let rows = st.mean.len();
+    let s = st.n_stores;
     let mut out = Array2::zeros((rows, STORE_STATICS));
     for (r, mut row) in out.rows_mut().into_iter().enumerate() {
-        row[0] = st.mean[r];
-        row[1] = st.std[r];
+        (row[0], row[1]) = match scales {
+            Some(sc) => {
+                let sample = &sc.store[r / s * s..(r / s + 1) * s];
+                let average = sample.iter().sum::<f32>() / s as f32;
+                (sc.store[r] / average, st.std[r] / sc.store[r])
+            }
+            None => (st.mean[r], st.std[r]),
+        };
         row[2] = st.underage_cost[r];
         row[3] = st.lead_time[[r, 0]] as f32;
     }

@@ -48,6 +48,28 @@ fn gnn_spec(width: usize, hidden: &[usize], transshipment: bool) -> PolicySpec {
         rounds: None,
         transshipment,
         output_bias: 5.0,
+        demand_scaling: false,
+    }
+}
+
+/// The spec with every node in units of its mean demand and an output bias of `ln(e − 1)`.
+fn demand_scaled(spec: PolicySpec) -> PolicySpec {
+    match spec {
+        PolicySpec::Gnn {
+            width,
+            hidden,
+            rounds,
+            transshipment,
+            ..
+        } => PolicySpec::Gnn {
+            width,
+            hidden,
+            rounds,
+            transshipment,
+            output_bias: 0.5413,
+            demand_scaling: true,
+        },
+        other => other,
     }
 }
 
@@ -566,13 +588,15 @@ fn gradcheck_state(sc: &Scenario) -> State {
     state
 }
 
-fn input_gradcheck(name: &str, trans: bool) {
+fn input_gradcheck(name: &str, trans: bool, scaling: bool) {
     let mut st = setting_for_gnn(name);
     if st.network.n_warehouses == 1 && st.echelons.is_none() {
         st.apply_override("network.n_stores", "3").unwrap();
     }
     let shape = NetworkShape::from_setting(&st).unwrap();
-    let (policy, params) = build(gnn_spec(5, &[6], trans), &shape, 3);
+    let spec = gnn_spec(5, &[6], trans);
+    let spec = if scaling { demand_scaled(spec) } else { spec };
+    let (policy, params) = build(spec, &shape, 3);
     let net = gnn_of(&policy);
     let sc = scenario(&st, 2);
     let state = gradcheck_state(&sc);
@@ -603,27 +627,33 @@ fn input_gradcheck(name: &str, trans: bool) {
         flat_actions(tape, &a, 2)
     };
     let report = check(&inputs, f, &GradcheckOptions::default());
-    assert!(report.passed, "{name}: {report}");
+    assert!(report.passed, "{name} (demand scaling {scaling}): {report}");
 }
 
 #[test]
 fn gradcheck_wrt_input_pipelines() {
-    input_gradcheck("one_warehouse_lost", false);
-    input_gradcheck("many_warehouses_lost", false);
-    input_gradcheck("serial_system", false);
-    input_gradcheck("transshipment_backlogged", true);
+    for scaling in [false, true] {
+        input_gradcheck("one_warehouse_lost", false, scaling);
+        input_gradcheck("many_warehouses_lost", false, scaling);
+        input_gradcheck("serial_system", false, scaling);
+        input_gradcheck("transshipment_backlogged", true, scaling);
+    }
 }
 
 #[test]
 fn gradcheck_wrt_parameters() {
-    for (name, trans) in [
-        ("many_warehouses_lost", false),
-        ("serial_system", false),
-        ("transshipment_backlogged", true),
+    for (name, trans, scaling) in [
+        ("many_warehouses_lost", false, false),
+        ("serial_system", false, false),
+        ("transshipment_backlogged", true, false),
+        ("many_warehouses_lost", false, true),
+        ("transshipment_backlogged", true, true),
     ] {
         let st = setting_for_gnn(name);
         let shape = NetworkShape::from_setting(&st).unwrap();
-        let (policy, params) = build(gnn_spec(5, &[6, 4], trans), &shape, 5);
+        let spec = gnn_spec(5, &[6, 4], trans);
+        let spec = if scaling { demand_scaled(spec) } else { spec };
+        let (policy, params) = build(spec, &shape, 5);
         let net = gnn_of(&policy);
         let sc = scenario(&st, 2);
         let state = gradcheck_state(&sc);
@@ -718,6 +748,84 @@ fn permuting_sibling_stores_permutes_actions() {
     check_equivariance("one_warehouse_lost", &[3, 0, 4, 1, 2]);
     // two warehouses: the adjacency and per-edge lead times are permuted with the stores
     check_equivariance("many_warehouses_lost", &[9, 2, 0, 5, 7, 1, 3, 8, 6, 4]);
+}
+
+/// Demand scaling measures every node in units of its mean demand, so multiplying every mean,
+/// std and stock level by `c` multiplies every action by `c`; without it the actions change shape.
+fn check_demand_units(name: &str, trans: bool) {
+    let st = setting_for_gnn(name);
+    let shape = NetworkShape::from_setting(&st).unwrap();
+    let c = 7.5f32;
+    let sc = scenario(&st, 3);
+    let mut statics = sc.statics.clone();
+    statics.mean.mapv_inplace(|m| m * c);
+    statics.std.mapv_inplace(|m| m * c);
+    let mut state = sc.initial.clone();
+    for v in state
+        .store
+        .iter_mut()
+        .chain(state.warehouse.iter_mut())
+        .chain(state.echelon.iter_mut())
+    {
+        *v *= c;
+    }
+    let scaled_by_c = |a: &Array2<f32>| a.mapv(|v| v * c);
+    for scaling in [true, false] {
+        let spec = gnn_spec(8, &[8, 8], trans);
+        let spec = if scaling { demand_scaled(spec) } else { spec };
+        let (policy, params) = build(spec, &shape, 11);
+        let a = act(&policy, &params, &sc.statics, &sc.initial);
+        let b = act(&policy, &params, &statics, &state);
+        let pairs = [
+            (Some(&a.store), Some(&b.store)),
+            (a.warehouse.as_ref(), b.warehouse.as_ref()),
+            (a.echelon.as_ref(), b.echelon.as_ref()),
+        ];
+        let mut worst = 0.0f32;
+        for (x, y) in pairs.into_iter().filter_map(|(x, y)| x.zip(y)) {
+            for (&u, &v) in scaled_by_c(x).iter().zip(y.iter()) {
+                worst = worst.max((u - v).abs() / (1.0 + u.abs()));
+            }
+        }
+        if scaling {
+            assert!(
+                worst < 1e-4,
+                "{name}: actions in demand units, relative error {worst}"
+            );
+        } else {
+            assert!(
+                worst > 1e-2,
+                "{name}: raw units are not scale-free ({worst})"
+            );
+        }
+    }
+}
+
+#[test]
+fn demand_scaled_actions_scale_with_demand() {
+    check_demand_units("one_warehouse_lost", false);
+    check_demand_units("many_warehouses_lost", false);
+    check_demand_units("serial_system", false);
+    check_demand_units("transshipment_backlogged", true);
+}
+
+#[test]
+fn demand_scaled_untrained_net_asks_for_about_one_period_of_demand() {
+    // with output bias ln(e − 1), softplus gives ≈ 1 before training: every supplier order is
+    // near the mean demand its node serves (the reference's bias 5 orders ≈ 5 units everywhere)
+    let st = setting_for_gnn("one_warehouse_lost");
+    let shape = NetworkShape::from_setting(&st).unwrap();
+    let (policy, params) = build(demand_scaled(gnn_spec(32, &[32, 32], false)), &shape, 2);
+    let sc = scenario(&st, 4);
+    let a = act(&policy, &params, &sc.statics, &sc.initial);
+    let total_mean: f32 = sc.statics.mean.iter().take(shape.n_stores).sum();
+    for &order in a.warehouse.as_ref().unwrap().iter() {
+        let ratio = order / total_mean;
+        assert!(
+            (0.3..3.0).contains(&ratio),
+            "warehouse order {order} vs mean demand {total_mean}"
+        );
+    }
 }
 
 #[test]

@@ -49,6 +49,7 @@ fn spec(
         store_hidden: store.to_vec(),
         warehouse_hidden: wh.to_vec(),
         transshipment,
+        demand_scaling: false,
     }
 }
 

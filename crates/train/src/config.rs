@@ -53,6 +53,17 @@ fn invalid(field: &str, message: impl Into<String>) -> TrainConfigError {
     }
 }
 
+/// Training batch of the network policies (see [`TrainConfig::default_for`]).
+const NETWORK_BATCH: usize = 256;
+/// Adam steps of a network policy × stores: the step budget is this over the store count…
+const NETWORK_STORE_STEPS: usize = 19_200;
+/// … but at least this many steps …
+const NETWORK_MIN_STEPS: usize = 640;
+/// … and at most this many.
+const NETWORK_MAX_STEPS: usize = 1_920;
+/// A network policy is evaluated on the dev split about every this many Adam steps.
+const NETWORK_DEV_STEPS: usize = 128;
+
 /// How the learning rate changes over epochs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -207,12 +218,24 @@ impl TrainConfig {
             value: v.to_string(),
             source: Box::new(e),
         };
-        for (k, v) in overrides {
-            if let Some(rest) = setting_key(k) {
-                setting
-                    .apply_override(rest, v)
-                    .map_err(|e| rejected(k, v, e.into()))?;
-            }
+        // the setting's overrides together (validated once, so that e.g. a split's `n_samples`
+        // and `batch_size` can be lowered in either order); an error names the first override
+        // that fails on its own, else the last one
+        let setting_pairs: Vec<(&String, &String, &str)> = overrides
+            .iter()
+            .filter_map(|(k, v)| setting_key(k).map(|rest| (k, v, rest)))
+            .collect();
+        if let Err(e) = setting.apply_overrides(
+            setting_pairs
+                .iter()
+                .map(|(_, v, rest)| format!("{rest}={v}")),
+        ) {
+            let (k, v, _) = setting_pairs
+                .iter()
+                .find(|(_, v, rest)| setting.clone().apply_override(rest, v).is_err())
+                .or(setting_pairs.last())
+                .expect("an error comes from some override");
+            return Err(rejected(k, v, e.into()));
         }
         let mut config = TrainConfig::default_for(setting, policy_kind)?;
         for (k, v) in overrides {
@@ -311,8 +334,50 @@ impl TrainConfig {
                 };
                 self.patience_epochs = 0;
             }
+            (
+                PolicySpec::Gnn { .. }
+                | PolicySpec::VanillaWarehouse { .. }
+                | PolicySpec::SymmetryAware { .. },
+                _,
+            ) => self.tune_network_defaults(),
             _ => {}
         }
+    }
+
+    /// The network policies (GNN, vanilla warehouse net, symmetry-aware net): every location in
+    /// units of the mean demand it serves, batches of 256, a budget of Adam steps that shrinks
+    /// with the number of stores (every store of a sample is a training example for the shared
+    /// weights of the GNN), a cosine decay of the rate, dev every 128 steps. Measurements:
+    /// docs/results.md, "Defaults of the network policies".
+    fn tune_network_defaults(&mut self) {
+        let n_stores = self.setting.n_stores().max(1);
+        match &mut self.policy {
+            PolicySpec::Gnn {
+                demand_scaling,
+                output_bias,
+                ..
+            } => {
+                *demand_scaling = true;
+                // softplus(ln(e − 1)) = 1: an untrained net asks for one period of mean demand
+                *output_bias = (std::f32::consts::E - 1.0).ln();
+            }
+            PolicySpec::VanillaWarehouse { demand_scaling, .. } => {
+                *demand_scaling = true;
+                self.learning_rate = 1e-3;
+            }
+            PolicySpec::SymmetryAware { demand_scaling, .. } => *demand_scaling = true,
+            _ => {}
+        }
+        let train = &mut self.setting.splits.train;
+        train.batch_size = train.batch_size.min(NETWORK_BATCH);
+        let steps_per_epoch = train.n_samples.div_ceil(train.batch_size).max(1);
+        let steps = (NETWORK_STORE_STEPS / n_stores).clamp(NETWORK_MIN_STEPS, NETWORK_MAX_STEPS);
+        self.max_epochs = steps.div_ceil(steps_per_epoch);
+        self.dev_every = NETWORK_DEV_STEPS.div_ceil(steps_per_epoch).max(1);
+        self.patience_epochs = 0;
+        self.lr_schedule = LrSchedule::Cosine {
+            final_fraction: 0.1,
+        };
     }
 
     /// Reads a TOML training configuration.

@@ -48,16 +48,22 @@ pub enum Experiment {
     OneWarehouse,
     /// Transshipment centre with 3–50 stores.
     Transshipment,
+    /// Several warehouses with 10–50 stores.
+    ManyWarehouses,
+    /// `n` identical independent stores (known optimum).
+    IdenticalStores,
 }
 
 impl Experiment {
     /// Every experiment, in order.
-    pub const ALL: [Experiment; 5] = [
+    pub const ALL: [Experiment; 7] = [
         Experiment::OneStoreLost,
         Experiment::OneStoreBacklogged,
         Experiment::Serial,
         Experiment::OneWarehouse,
         Experiment::Transshipment,
+        Experiment::ManyWarehouses,
+        Experiment::IdenticalStores,
     ];
 
     /// The name used on the command line and as the output directory.
@@ -68,6 +74,8 @@ impl Experiment {
             Experiment::Serial => "serial",
             Experiment::OneWarehouse => "one_warehouse",
             Experiment::Transshipment => "transshipment",
+            Experiment::ManyWarehouses => "many_warehouses",
+            Experiment::IdenticalStores => "identical_stores",
         }
     }
 
@@ -88,6 +96,12 @@ impl Experiment {
             }
             Experiment::Transshipment => {
                 "transshipment centre, 3–50 stores × {vanilla, GNN} × {128, 1024, 8192} (L = 4, p = 9), and the 5 published vanilla rows (41 cells)"
+            }
+            Experiment::ManyWarehouses => {
+                "many warehouses, (W, S) ∈ {(2, 10), (3, 20), (4, 30), (5, 40), (6, 50)} × {GNN, vanilla} × {128, 1024, 8192} (30 cells)"
+            }
+            Experiment::IdenticalStores => {
+                "n identical independent stores (Poisson(5), L = 3, p = 9), n ∈ {3, 10, 20, 30, 50} × {GNN, vanilla} × {128, 1024, 8192} (30 cells)"
             }
         }
     }
@@ -113,6 +127,8 @@ impl Experiment {
             Experiment::Serial => serial_cells(),
             Experiment::OneWarehouse => one_warehouse_cells(),
             Experiment::Transshipment => transshipment_cells(),
+            Experiment::ManyWarehouses => many_warehouses_cells(),
+            Experiment::IdenticalStores => identical_stores_cells(),
         }
     }
 }
@@ -366,6 +382,53 @@ fn transshipment_cells() -> Vec<Cell> {
     cells
 }
 
+fn many_warehouses_cells() -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for (w, n) in hdpo_sim::settings::MANY_WAREHOUSE_SIZES {
+        for scenarios in SCENARIOS {
+            for policy in ["gnn", "vanilla_warehouse"] {
+                cells.push(Cell {
+                    id: format!("w{w}-n{n}-s{scenarios}-{policy}"),
+                    group: "many warehouses, lost sales, edge costs".into(),
+                    setting: format!("many_warehouses_lost_{w}x{n}"),
+                    policy: policy.into(),
+                    overrides: Vec::new(),
+                    scenarios: Some(scenarios),
+                    labels: vec![
+                        ("warehouses".into(), w.to_string()),
+                        ("stores".into(), n.to_string()),
+                    ],
+                    row_key: format!("w{w}-n{n}"),
+                    published: published::many_warehouses(w, n, scenarios, policy),
+                });
+            }
+        }
+    }
+    cells
+}
+
+fn identical_stores_cells() -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for n in [3, 10, 20, 30, 50] {
+        for scenarios in SCENARIOS {
+            for policy in ["gnn", "vanilla_one_store"] {
+                cells.push(Cell {
+                    id: format!("n{n}-s{scenarios}-{policy}"),
+                    group: "identical independent stores, Poisson(5), L = 3, p = 9".into(),
+                    setting: "identical_stores_lost".into(),
+                    policy: policy.into(),
+                    overrides: vec![("setting.network.n_stores".into(), n.to_string())],
+                    scenarios: Some(scenarios),
+                    labels: vec![("stores".into(), n.to_string())],
+                    row_key: format!("n{n}"),
+                    published: published::identical_stores(n, scenarios, policy),
+                });
+            }
+        }
+    }
+    cells
+}
+
 /// Options of a reproduction run.
 #[derive(Clone, Debug)]
 pub struct ReproduceOptions {
@@ -512,7 +575,15 @@ pub fn cell_config(
     extra: &[(String, String)],
 ) -> Result<TrainConfig, String> {
     let setting = hdpo_sim::settings::setting(&cell.setting).map_err(|e| e.to_string())?;
-    let mut config = TrainConfig::default_with_overrides(setting, &cell.policy, &cell.overrides)
+    // at full scale the cell's scenario count is part of the setting the defaults are derived
+    // from (the network policies' epochs are a budget of Adam steps)
+    let mut overrides = cell.overrides.clone();
+    if let (Scale::Full, Some(n)) = (scale, cell.scenarios) {
+        let batch = setting.splits.train.batch_size.min(n);
+        overrides.push(("setting.splits.train.batch_size".into(), batch.to_string()));
+        overrides.push(("setting.splits.train.n_samples".into(), n.to_string()));
+    }
+    let mut config = TrainConfig::default_with_overrides(setting, &cell.policy, &overrides)
         .map_err(|e| format!("cell {}: {e}", cell.id))?;
     let single = config.setting.n_stores() == 1;
     let splits = &mut config.setting.splits;
