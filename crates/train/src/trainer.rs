@@ -64,6 +64,7 @@ pub enum TrainError {
 
 /// What happened in one epoch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EpochRecord {
     /// Epoch index (0-based).
     pub epoch: usize,
@@ -85,6 +86,7 @@ pub struct EpochRecord {
 
 /// The best parameters seen on dev.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Best {
     /// Epoch at which they were evaluated.
     pub epoch: usize,
