@@ -1,7 +1,7 @@
 //! Checkpoints: everything needed to continue a run bit-identically — configuration, parameters,
 //! Adam moments, epochs done, best-so-far and history. The per-epoch shuffling RNG is derived from
 //! `(seed, epoch)`, so the epoch count is the RNG state. Files are versioned JSON, written
-//! atomically (write to a temporary file, then rename).
+//! atomically and durably ([`write_atomic`]).
 
 use crate::config::TrainConfig;
 use crate::trainer::{Best, EpochRecord};
@@ -123,5 +123,6 @@ impl Checkpoint {
     }
 }
 
-/// Atomic file writes (temporary file, then rename), shared with policy files.
-pub use hdpo_policy::saved::write_atomic;
+/// Atomic, durable file writes (temporary file, flush, rename, flush of the directory) and the
+/// removal of the temporary files a killed writer left, shared with policy files.
+pub use hdpo_policy::saved::{remove_stale_temp_files, write_atomic};

@@ -20,7 +20,7 @@
 //! unknown kinds) are recorded as "unavailable: \<reason\>"; any other error or a panic as "failed:
 //! \<reason\>"; both are retried by the next run.
 
-use crate::checkpoint::{Checkpoint, write_atomic};
+use crate::checkpoint::{Checkpoint, remove_stale_temp_files, write_atomic};
 use crate::config::TrainConfig;
 use crate::optimum::{self, OptimumCache, ReferenceKind};
 use crate::published::{self, Published};
@@ -626,6 +626,8 @@ pub fn run_cells(
     let dir = experiment_dir(&options.out, name);
     std::fs::create_dir_all(dir.join("cells"))
         .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    remove_stale_temp_files(&dir);
+    remove_stale_temp_files(&dir.join("cells"));
     let mut plan: Vec<&Cell> = cells
         .iter()
         .filter(|c| {
