@@ -79,8 +79,37 @@ impl SavedPolicy {
         }
         let saved: SavedPolicy = serde_json::from_value(value)
             .map_err(|e| file(format!("policy `{}` is malformed: {e}", path.display())))?;
+        saved
+            .check_consistent()
+            .map_err(|e| file(format!("policy `{}`: {e}", path.display())))?;
         saved.build()?;
         Ok(saved)
+    }
+
+    /// Checks what [`SavedPolicy::build`] relies on before it allocates anything: a valid setting,
+    /// the network shape derived from it, a spec within its limits, and no more parameters in the
+    /// spec than the file holds (so a hand-edited spec cannot make the loader allocate more than
+    /// the file's own size).
+    fn check_consistent(&self) -> Result<(), String> {
+        let derived = NetworkShape::from_setting(&self.setting)
+            .map_err(|e| format!("its setting is invalid: {e}"))?;
+        if derived != self.shape {
+            return Err(format!(
+                "its network shape does not match its setting `{}` (edited by hand?)",
+                self.setting.name
+            ));
+        }
+        self.spec.validate().map_err(|e| e.to_string())?;
+        let counted = self.spec.parameter_count(&self.shape);
+        let stored = self.params.num_scalars() as f64;
+        if counted > stored * 1.01 + 16.0 {
+            return Err(format!(
+                "the saved weights do not fit a `{}` policy for this network (it has about \
+                 {counted:.0} parameters, the file holds {stored})",
+                self.spec.kind()
+            ));
+        }
+        Ok(())
     }
 
     /// Rebuilds the policy for the shape it was trained on and checks the weights fit it.
