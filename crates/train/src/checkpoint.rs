@@ -253,6 +253,21 @@ impl Checkpoint {
     }
 }
 
+/// Runs `write`, and once more after a second when it fails (a transient error: a full disk
+/// being cleaned, a network file system's hiccup). The error of the second attempt names both.
+pub fn retry_once<T>(mut write: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    write().or_else(|first| {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        write().map_err(|second| {
+            if second == first {
+                format!("{second} (also when retried after 1 s)")
+            } else {
+                format!("{second} (retried after 1 s; the first attempt: {first})")
+            }
+        })
+    })
+}
+
 /// Atomic, durable file writes (temporary file, flush, rename, flush of the directory) and the
 /// removal of the temporary files a killed writer left, shared with policy files.
 pub use hdpo_policy::saved::{remove_stale_temp_files, write_atomic};

@@ -17,7 +17,7 @@ pub mod run;
 pub mod trainer;
 
 pub use budget::Limits;
-pub use checkpoint::{Checkpoint, write_atomic};
+pub use checkpoint::{Checkpoint, retry_once, write_atomic};
 pub use config::{LrSchedule, TrainConfig, TrainConfigError};
 pub use rollout::{PolicyEvaluator, RolloutPeriods, TapeRollout, rollout_on_tape};
 pub use run::RunDir;
