@@ -305,8 +305,7 @@ pub fn train(req: TrainRequest) -> Result<(), Failure> {
     let outcome = trainer.try_run(interrupt.flag(), |t, record| {
         progress.update(record);
         if record.dev_cost.is_some() {
-            retry_once(|| save_state(t, &dir, &reference))?;
-            saved_epoch = Some(t.epoch);
+            retry_once(|| save_state(t, &dir, &reference, &mut saved_epoch))?;
         }
         Ok(())
     });
@@ -325,7 +324,7 @@ pub fn train(req: TrainRequest) -> Result<(), Failure> {
         // never write parameters from a failed step: the last checkpoint stays as it was
         Err(e) => return Err(Failure::Run(format!("{e}; {}", kept(saved_epoch)))),
     };
-    retry_once(|| save_state(&trainer, &dir, &reference))
+    retry_once(|| save_state(&trainer, &dir, &reference, &mut saved_epoch))
         .map_err(|e| Failure::Run(format!("{e}; {}", kept(saved_epoch))))?;
     let interrupted = |signal: i32| Failure::Interrupted {
         signal,
@@ -385,8 +384,16 @@ fn reference_of(setting: &hdpo_sim::config::Setting) -> Reference {
     }
 }
 
-fn save_state(trainer: &Trainer, dir: &RunDir, reference: &Reference) -> Result<(), String> {
+/// Writes the checkpoint, then the other files of the run; `saved_epoch` records the epoch of the
+/// checkpoint as soon as it is on disk (a later file may still fail).
+fn save_state(
+    trainer: &Trainer,
+    dir: &RunDir,
+    reference: &Reference,
+    saved_epoch: &mut Option<usize>,
+) -> Result<(), String> {
     trainer.checkpoint().save(&dir.file("checkpoint.json"))?;
+    *saved_epoch = Some(trainer.epoch);
     dir.write_metrics(&trainer.history)?;
     let saved = SavedPolicy::new(
         &trainer.policy,

@@ -98,12 +98,12 @@ impl Limits {
         }
         if estimate.seconds > self.max_seconds {
             return Err(format!(
-                "{what} would take about {} ({}), more than the {} allowed; make it smaller ({}), \
-                 set max_seconds, or pass --force to run anyway",
+                "{what} would take about {} ({}), more than the {} allowed; make it shorter ({}) \
+                 or pass --force to run anyway",
                 format_seconds(estimate.seconds),
                 estimate.time_note,
                 format_seconds(self.max_seconds),
-                estimate.hint
+                estimate.time_hint
             ));
         }
         Ok(())
@@ -119,8 +119,10 @@ pub struct Estimate {
     pub seconds: f64,
     /// How the time was reckoned.
     pub time_note: String,
-    /// What the user can change to shrink it.
+    /// What the user can change to shrink its memory.
     pub hint: String,
+    /// What the user can change to shorten it.
+    pub time_hint: String,
 }
 
 impl Estimate {
@@ -269,6 +271,7 @@ pub fn before_building(config: &TrainConfig, shape: &NetworkShape) -> Estimate {
         seconds: 0.0,
         time_note: String::new(),
         hint: hint(config),
+        time_hint: String::new(),
     }
     .sorted()
 }
@@ -396,6 +399,9 @@ pub fn training(
             ),
         ],
         hint: hint(config),
+        time_hint: "e.g. max_epochs, setting.splits.train.n_samples or .periods, \
+                    setting.splits.test.n_samples or .periods, or a time budget max_seconds"
+            .into(),
         ..Estimate::default()
     };
     if policy.trainable() {
@@ -484,6 +490,7 @@ pub fn evaluation(
         seconds: evaluation_seconds(config, tape, n_params, threads.max(1) as f64, split),
         time_note: format!("{} samples × {} periods", sizes.n_samples, sizes.periods),
         hint: format!("e.g. --set setting.splits.{split}.n_samples or .periods"),
+        time_hint: format!("e.g. --set setting.splits.{split}.n_samples or .periods"),
     }
 }
 
@@ -512,6 +519,7 @@ mod tests {
             seconds: 10.0,
             time_note: "n".into(),
             hint: "smaller".into(),
+            time_hint: "shorter".into(),
         };
         let limits = Limits {
             memory_bytes: Some(2e9),
