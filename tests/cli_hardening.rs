@@ -461,10 +461,34 @@ fn wait_exit(child: &mut Child) -> ExitStatus {
     }
 }
 
-fn checkpoint_epoch(run: &Path) -> u64 {
+fn checkpoint(run: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(run.join("checkpoint.json")).unwrap();
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    value["epoch"].as_u64().unwrap()
+    serde_json::from_str(&text).unwrap()
+}
+
+fn checkpoint_epoch(run: &Path) -> u64 {
+    checkpoint(run)["epoch"].as_u64().unwrap()
+}
+
+/// Waits until the checkpoint of `run` exists with at least `epoch` epochs done.
+fn wait_for_epoch(run: &Path, epoch: u64) {
+    let start = Instant::now();
+    loop {
+        // a checkpoint is replaced atomically: it parses whenever it exists
+        if run.join("checkpoint.json").exists() && checkpoint_epoch(run) >= epoch {
+            return;
+        }
+        assert!(start.elapsed() < WATCHDOG, "no checkpoint of epoch {epoch}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// When the first epoch finished, as the checkpoint's history says: a resumed run copies it, a
+/// run started again measures it anew.
+fn first_epoch_seconds(run: &Path) -> f64 {
+    checkpoint(run)["history"][0]["elapsed_seconds"]
+        .as_f64()
+        .unwrap()
 }
 
 /// Sends `signal` (`libc::SIGTERM`, `libc::SIGINT`) to the child.
@@ -484,11 +508,11 @@ fn sigterm_and_sigint_write_a_checkpoint_and_exit_143_and_130() {
     // many tiny epochs: still training when the signal comes
     let long = train_args(
         "run",
-        &["--set", "max_epochs=1000000", "--set", "dev_every=100"],
+        &["--set", "max_epochs=1000000", "--set", "dev_every=1"],
     );
     let mut child = command(&dir, &long).stderr(Stdio::piped()).spawn().unwrap();
     let lines = stderr_lines(&mut child);
-    wait_for_line(&lines, "hdpo train:");
+    wait_for_epoch(&run, 2);
     send(&child, libc::SIGTERM);
     let status = wait_exit(&mut child);
     let rest: Vec<String> = lines.try_iter().collect();
@@ -499,18 +523,20 @@ fn sigterm_and_sigint_write_a_checkpoint_and_exit_143_and_130() {
         "{rest:#?}"
     );
     let first = checkpoint_epoch(&run);
-    // it resumes, and SIGINT does the same with 130
+    let started = first_epoch_seconds(&run);
+    // it resumes (the history of the first run is kept), and SIGINT does the same with 130
     let mut child = command(&dir, &["train", "--resume", "run"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let lines = stderr_lines(&mut child);
-    wait_for_line(&lines, "hdpo train:");
+    wait_for_epoch(&run, first + 1);
     send(&child, libc::SIGINT);
     let status = wait_exit(&mut child);
     let rest: Vec<String> = lines.try_iter().collect();
     assert_eq!(status.code(), Some(130), "{rest:#?}");
-    assert!(checkpoint_epoch(&run) >= first);
+    assert!(checkpoint_epoch(&run) > first);
+    assert_eq!(first_epoch_seconds(&run).to_bits(), started.to_bits());
     // the final evaluation is stopped at once by a signal; the checkpoint is complete
     let eval = train_args(
         "final",
@@ -619,4 +645,51 @@ fn stale_temporary_files_of_killed_runs_are_removed_on_the_next_start() {
     assert!(run.join("report.md").exists());
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&run);
+}
+
+#[test]
+#[cfg(unix)]
+fn reproduce_stops_with_the_signal_code_and_continues_from_the_cell_checkpoint() {
+    let dir = temp_dir("reproduce-signals");
+    let mut args = vec![
+        "reproduce",
+        "one_store_lost",
+        "--scale",
+        "smoke",
+        "--out",
+        "out",
+        "--filter",
+        "L2-p9-",
+        "--set",
+        "max_epochs=1000000",
+        "--set",
+        "dev_every=1",
+        "--set",
+        "setting.splits.test.ignore_periods=4",
+        "--set",
+        "setting.splits.test.periods=8",
+    ];
+    args.extend_from_slice(&TINY[..TINY.len() - 2]);
+    let checkpoint = dir.join("out/one_store_lost/runs/L2-p9-vanilla_one_store");
+    let mut epochs = vec![0];
+    let mut started = None;
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let mut child = command(&dir, &args).stderr(Stdio::piped()).spawn().unwrap();
+        let lines = stderr_lines(&mut child);
+        wait_for_epoch(&checkpoint, epochs.last().unwrap() + 2);
+        send(&child, signal);
+        let status = wait_exit(&mut child);
+        let rest: Vec<String> = lines.try_iter().collect();
+        assert_eq!(status.code(), Some(128 + signal), "{rest:#?}");
+        assert!(
+            rest.iter().any(|l| l.contains("re-run `hdpo reproduce")),
+            "{rest:#?}"
+        );
+        epochs.push(checkpoint_epoch(&checkpoint));
+        // the second run continued the first: its history starts with the first run's
+        let seconds = first_epoch_seconds(&checkpoint);
+        assert_eq!(*started.get_or_insert(seconds), seconds);
+    }
+    assert!(epochs[2] > epochs[1], "{epochs:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

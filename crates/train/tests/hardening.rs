@@ -377,3 +377,55 @@ fn runs_that_cannot_fit_are_refused_with_the_estimate_before_allocating() {
     config.max_seconds = 60.0;
     Trainer::new_within(config, &limits).unwrap();
 }
+
+#[test]
+fn a_reproduction_whose_record_cannot_be_written_stops_with_an_output_error() {
+    use hdpo_train::reproduce::{
+        Cell, Experiment, ReproduceError, ReproduceOptions, Scale, run_cells,
+    };
+    use std::sync::atomic::AtomicBool;
+    let dir = temp_dir("reproduce-output");
+    let cell = Cell {
+        id: "tiny".into(),
+        policy: "base_stock".into(),
+        ..Experiment::OneStoreLost.cells().remove(0)
+    };
+    let options = ReproduceOptions {
+        scale: Scale::Smoke,
+        out: dir.clone(),
+        filter: None,
+        limit: None,
+        overrides: [
+            ("max_epochs", "1"),
+            ("setting.splits.test.ignore_periods", "4"),
+            ("setting.splits.test.periods", "8"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        cache: None,
+        command: "test".into(),
+        limits: hdpo_train::Limits::machine(),
+    };
+    // a directory where the cell's record goes: renaming a file over it fails, also as root
+    std::fs::create_dir_all(dir.join("custom/cells/tiny.json/blocker")).unwrap();
+    let err = run_cells(
+        "custom",
+        "one cell",
+        &[cell],
+        &options,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap_err();
+    match &err {
+        ReproduceError::Output(message) => {
+            assert!(
+                message.contains("tiny.json") && message.contains("retried"),
+                "{message}"
+            )
+        }
+        other => panic!("expected an output error, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
