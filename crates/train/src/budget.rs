@@ -113,7 +113,7 @@ impl Limits {
 /// Estimated memory (by part) and time of a run or an evaluation.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Estimate {
-    /// `(what, bytes)`, largest first after [`Estimate::sorted`].
+    /// `(what, bytes)`, largest first.
     pub parts: Vec<(String, f64)>,
     /// Estimated wall seconds.
     pub seconds: f64,
