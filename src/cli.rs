@@ -276,9 +276,13 @@ pub fn train(req: TrainRequest) -> Result<(), Failure> {
         );
     }
     let resume_command = format!("hdpo train --resume {}", dir.path.display());
-    interrupt.training(&format!(
-        "the last checkpoint written stays valid: continue with `{resume_command}`"
-    ));
+    let kept_note = |epoch: usize| {
+        format!("the checkpoint of epoch {epoch} stays valid: continue with `{resume_command}`")
+    };
+    interrupt.training(&match req.resume {
+        Some(_) => kept_note(trainer.epoch),
+        None => "no checkpoint has been written yet".to_string(),
+    });
     let reference = reference_of(&trainer.config.setting);
     let cfg = &trainer.config;
     note!(
@@ -305,7 +309,11 @@ pub fn train(req: TrainRequest) -> Result<(), Failure> {
     let outcome = trainer.try_run(interrupt.flag(), |t, record| {
         progress.update(record);
         if record.dev_cost.is_some() {
-            retry_once(|| save_state(t, &dir, &reference, &mut saved_epoch))?;
+            let saved = retry_once(|| save_state(t, &dir, &reference, &mut saved_epoch));
+            if let Some(epoch) = saved_epoch {
+                interrupt.set_note(&kept_note(epoch));
+            }
+            saved?;
         }
         Ok(())
     });

@@ -102,6 +102,11 @@ impl Interrupt {
         self.finishing.store(false, Ordering::SeqCst);
     }
 
+    /// Replaces the note printed if the process exits at once (e.g. after each checkpoint).
+    pub fn set_note(&self, note: &str) {
+        *self.note.lock().unwrap_or_else(|e| e.into_inner()) = note.to_string();
+    }
+
     /// Final phase (the checkpoint is complete): a signal stops the process at once. Returns the
     /// signal if one already came (the caller then exits with its code).
     pub fn finishing(&self, note: &str) -> Option<i32> {

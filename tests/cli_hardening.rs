@@ -537,6 +537,34 @@ fn sigterm_and_sigint_write_a_checkpoint_and_exit_143_and_130() {
     assert_eq!(status.code(), Some(130), "{rest:#?}");
     assert!(checkpoint_epoch(&run) > first);
     assert_eq!(first_epoch_seconds(&run).to_bits(), started.to_bits());
+    // a second signal stops at once, mid-epoch (an epoch of 32,768 samples × 2,000 periods takes
+    // many seconds); the message says that no checkpoint exists yet
+    let slow = train_args(
+        "slow",
+        &[
+            "--set",
+            "setting.splits.train.n_samples=32768",
+            "--set",
+            "setting.splits.train.batch_size=1024",
+            "--set",
+            "setting.splits.train.periods=2000",
+        ],
+    );
+    let mut child = command(&dir, &slow).stderr(Stdio::piped()).spawn().unwrap();
+    let lines = stderr_lines(&mut child);
+    wait_for_line(&lines, "hdpo train:");
+    send(&child, libc::SIGTERM);
+    wait_for_line(&lines, "SIGTERM received");
+    send(&child, libc::SIGINT);
+    let status = wait_exit(&mut child);
+    let rest: Vec<String> = lines.try_iter().collect();
+    assert_eq!(status.code(), Some(130), "{rest:#?}");
+    assert!(
+        rest.iter().any(|l| l.contains("second signal (SIGINT)")
+            && l.contains("no checkpoint has been written yet")),
+        "{rest:#?}"
+    );
+    assert!(!dir.join("slow/checkpoint.json").exists());
     // the final evaluation is stopped at once by a signal; the checkpoint is complete
     let eval = train_args(
         "final",
