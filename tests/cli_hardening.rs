@@ -9,7 +9,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -74,49 +73,55 @@ fn train_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-/// A trained tiny run (policy.json, checkpoint.json at epoch 2), shared by the tests.
-fn fixture() -> &'static PathBuf {
-    static RUN: OnceLock<PathBuf> = OnceLock::new();
-    RUN.get_or_init(|| {
-        let dir = temp_dir("fixture");
-        let out = hdpo(&dir, &train_args("run", &["--set", "max_epochs=2"]));
-        assert!(out.status.success(), "{}", stderr(&out));
-        dir.join("run")
-    })
+/// Trains a tiny run in `dir/fixture` (policy.json, checkpoint.json at epoch 2 of 2).
+fn fixture(dir: &Path) -> PathBuf {
+    let out = hdpo(dir, &train_args("fixture", &["--set", "max_epochs=2"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    dir.join("fixture")
 }
 
-/// A copy of the fixture's checkpoint with `edit` applied, in its own run directory.
-fn edited_run(name: &str, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
-    let dir = temp_dir(name);
-    let text = std::fs::read_to_string(fixture().join("checkpoint.json")).unwrap();
+/// A copy of the checkpoint of `run` with `edit` applied, in the run directory `dir/name`.
+fn edited_run(
+    dir: &Path,
+    run: &Path,
+    name: &str,
+    edit: impl Fn(&mut serde_json::Value),
+) -> PathBuf {
+    let edited = dir.join(name);
+    std::fs::create_dir_all(&edited).unwrap();
+    let text = std::fs::read_to_string(run.join("checkpoint.json")).unwrap();
     let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
     edit(&mut value);
-    std::fs::write(dir.join("checkpoint.json"), value.to_string()).unwrap();
-    dir
+    std::fs::write(edited.join("checkpoint.json"), value.to_string()).unwrap();
+    edited
 }
 
 #[test]
 fn bad_inputs_end_with_exit_2_and_a_message_naming_the_field() {
     let dir = temp_dir("bad-inputs");
-    let policy = fixture().join("policy.json");
+    let run = fixture(&dir);
+    let policy = run.join("policy.json");
     let policy = policy.to_str().unwrap();
     // a policy file whose network shape was edited (it would build a network for 10¹² stores)
     let doctored = dir.join("doctored.json");
     let mut saved: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture().join("policy.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run.join("policy.json")).unwrap()).unwrap();
     saved["shape"]["n_stores"] = serde_json::json!(1_000_000_000_000u64);
     std::fs::write(&doctored, saved.to_string()).unwrap();
     // a configuration file with a typo in its [policy] table
-    let config = std::fs::read_to_string(fixture().join("config.toml")).unwrap();
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
     std::fs::write(
         dir.join("typo.toml"),
         config.replacen("[policy]", "[policy]\nhiden = [4]", 1),
     )
     .unwrap();
-    let big_adam = edited_run("adam-1e39", |v| v["adam"]["v"][0]["data"][0] = 1e39.into());
-    let late = edited_run("epoch-99", |v| v["epoch"] = 99.into());
-    let no_history = edited_run("no-history", |v| v["history"] = serde_json::json!([]));
+    let big_adam = edited_run(&dir, &run, "adam-1e39", |v| {
+        v["adam"]["v"][0]["data"][0] = 1e39.into()
+    });
+    let late = edited_run(&dir, &run, "epoch-99", |v| v["epoch"] = 99.into());
+    let no_history = edited_run(&dir, &run, "no-history", |v| {
+        v["history"] = serde_json::json!([])
+    });
     let (big_adam, late, no_history) = (
         big_adam.to_str().unwrap(),
         late.to_str().unwrap(),
@@ -390,7 +395,7 @@ fn a_diverging_run_exits_1_and_names_a_checkpoint_only_if_one_exists() {
 #[test]
 fn a_closed_standard_output_ends_quietly() {
     let dir = temp_dir("pipe");
-    let policy = fixture().join("policy.json");
+    let policy = fixture(&dir).join("policy.json");
     for args in [
         vec!["eval", policy.to_str().unwrap()],
         vec!["settings"],
@@ -653,12 +658,8 @@ fn a_run_whose_directory_disappears_stops_at_once_with_its_checkpoint_intact() {
 #[cfg(unix)]
 fn stale_temporary_files_of_killed_runs_are_removed_on_the_next_start() {
     let dir = temp_dir("stale");
-    let run = fixture().parent().unwrap().join("stale-copy");
-    let _ = std::fs::remove_dir_all(&run);
-    std::fs::create_dir_all(&run).unwrap();
-    for file in ["checkpoint.json", "config.toml"] {
-        std::fs::copy(fixture().join(file), run.join(file)).unwrap();
-    }
+    let run = fixture(&dir);
+    std::fs::remove_file(run.join("report.md")).unwrap();
     // a process that has exited leaves its temporary file
     let mut gone = Command::new("true").spawn().unwrap();
     let pid = gone.id();
@@ -672,7 +673,6 @@ fn stale_temporary_files_of_killed_runs_are_removed_on_the_next_start() {
     assert!(stderr(&out).contains("temporary file left by a killed run"));
     assert!(run.join("report.md").exists());
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&run);
 }
 
 #[test]
