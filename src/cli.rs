@@ -1,37 +1,122 @@
 //! The work behind each `hdpo` subcommand, as library functions (so tests can call them). Errors
-//! are plain messages naming the offending argument or field.
+//! are [`Failure`]s: a message naming the offending argument or field, and the exit code it ends
+//! the process with (2 bad input, 1 a run that failed, 130/143 interrupted). Standard output is
+//! written through [`emit`], so a closed pipe (`hdpo eval … | head -c0`) ends the command quietly
+//! instead of panicking; standard error through `note!`, which never fails.
 
+use crate::signals;
 use hdpo_policy::{POLICY_KINDS, SavedPolicy};
 use hdpo_sim::config::Split;
 use hdpo_sim::settings::{list_settings, setting};
 use hdpo_train::optimum::{
     Classification, OptimumCache, Problem, Reference, Source, lost_sales_heuristics, reference_for,
 };
-use hdpo_train::reproduce::{self, CellStatus, Event, Experiment, ReproduceOptions, Scale};
+use hdpo_train::reproduce::{
+    self, CellStatus, Event, Experiment, ReproduceError, ReproduceOptions, Scale,
+};
 use hdpo_train::{
-    Checkpoint, EpochRecord, RunDir, StopReason, TrainConfig, TrainConfigError, Trainer,
-    evaluate_policy,
+    Checkpoint, EpochRecord, Limits, RunDir, StopReason, TrainConfig, TrainConfigError, TrainError,
+    Trainer, evaluate_policy, retry_once,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// Prints the embedded settings, one line each.
-pub fn print_settings() {
-    for info in list_settings() {
-        println!("{:<28} {}", info.name, info.description);
+/// How a command failed, and the exit code that says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Bad usage or input (exit 2): nothing was run, or a refusal before the run started.
+    Input(String),
+    /// The run failed (exit 1): divergence, a non-finite loss, a file that could not be written.
+    Run(String),
+    /// Stopped by SIGINT (exit 130) or SIGTERM (exit 143), after writing a checkpoint.
+    Interrupted {
+        /// The signal's number.
+        signal: i32,
+        /// What was kept and how to continue.
+        message: String,
+    },
+    /// Standard output was closed (a broken pipe): the command ends quietly (exit 0).
+    ClosedOutput,
+}
+
+impl Failure {
+    /// The process exit code: 2 input, 1 run, 128 + signal, 0 for a closed output.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Input(_) => 2,
+            Failure::Run(_) => 1,
+            Failure::Interrupted { signal, .. } => signals::exit_code(*signal),
+            Failure::ClosedOutput => 0,
+        }
+    }
+
+    /// The message to print (none for a closed output).
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Failure::Input(m) | Failure::Run(m) | Failure::Interrupted { message: m, .. } => {
+                Some(m)
+            }
+            Failure::ClosedOutput => None,
+        }
     }
 }
 
-/// Prints the policies, one line each.
-pub fn print_policies() {
-    for (name, description) in POLICY_KINDS {
-        println!("{name:<20} {description}");
+/// Plain messages are input errors (the default of every check before a run).
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::Input(message)
     }
+}
+
+/// Writes `text` to standard output and flushes it: a closed pipe is [`Failure::ClosedOutput`],
+/// any other error (a full disk behind a redirection) a [`Failure::Run`].
+pub fn emit(text: &str) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Failure::ClosedOutput
+            } else {
+                Failure::Run(format!("cannot write to standard output: {e}"))
+            }
+        })
+}
+
+/// `println!` through [`emit`]: returns early from the enclosing function on a write error.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        emit(&format!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
+/// `eprintln!` that never fails (a closed standard error loses the line, nothing more).
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Prints the embedded settings, one line each.
+pub fn print_settings() -> Result<(), Failure> {
+    for info in list_settings() {
+        outln!("{:<28} {}", info.name, info.description);
+    }
+    Ok(())
+}
+
+/// Prints the policies, one line each.
+pub fn print_policies() -> Result<(), Failure> {
+    for (name, description) in POLICY_KINDS {
+        outln!("{name:<20} {description}");
+    }
+    Ok(())
 }
 
 /// What `hdpo train` was asked to do.
@@ -50,6 +135,8 @@ pub struct TrainRequest {
     pub resume: Option<PathBuf>,
     /// `key=value` overrides.
     pub overrides: Vec<(String, String)>,
+    /// Run even when the memory or time estimate is over the machine's limits.
+    pub force: bool,
 }
 
 /// Resolves the configuration of a fresh run.
@@ -131,9 +218,11 @@ impl Progress {
             }
             None => {
                 if r.dev_cost.is_some() || self.last_line.elapsed().as_secs_f64() > 10.0 {
-                    eprintln!(
+                    note!(
                         "epoch {:>5}  {msg}  lr {:.2e}  {:.1}s",
-                        r.epoch, r.learning_rate, r.elapsed_seconds
+                        r.epoch,
+                        r.learning_rate,
+                        r.elapsed_seconds
                     );
                     self.last_line = Instant::now();
                 }
@@ -149,87 +238,125 @@ impl Progress {
 }
 
 /// `hdpo train`.
-pub fn train(req: TrainRequest) -> Result<(), String> {
+pub fn train(req: TrainRequest) -> Result<(), Failure> {
+    // first: a signal during the (possibly long) set-up must not kill the process unhandled
+    let interrupt = signals::install().map_err(Failure::Run)?;
+    let limits = Limits::machine().forced(req.force);
+    let input = |e: TrainError| Failure::Input(e.to_string());
     let (mut trainer, dir) = match &req.resume {
         Some(dir) => {
             if req.config.is_some() || !req.overrides.is_empty() || req.seed.is_some() {
-                return Err("--resume continues a run with its own configuration; drop --config/--set/--seed".into());
+                return Err(Failure::Input("--resume continues a run with its own configuration; drop --config/--set/--seed".into()));
             }
             let checkpoint = Checkpoint::load(&dir.join("checkpoint.json"))?;
-            let trainer = Trainer::resume(checkpoint).map_err(|e| e.to_string())?;
-            (trainer, RunDir::create(dir)?)
+            let run_dir = RunDir::create(dir)?;
+            (
+                Trainer::resume_within(checkpoint, &limits).map_err(input)?,
+                run_dir,
+            )
         }
         None => {
             let config = resolve_config(&req)?;
             let dir = RunDir::create(&req.out.clone().unwrap_or_else(|| default_out(&config)))?;
-            hdpo_train::write_atomic(&dir.file("config.toml"), config.to_toml_string().as_bytes())?;
-            (Trainer::new(config).map_err(|e| e.to_string())?, dir)
+            let trainer = Trainer::new_within(config, &limits).map_err(input)?;
+            retry_once(|| {
+                hdpo_train::write_atomic(
+                    &dir.file("config.toml"),
+                    trainer.config.to_toml_string().as_bytes(),
+                )
+            })
+            .map_err(Failure::Run)?;
+            (trainer, dir)
         }
     };
+    for path in &dir.stale_removed {
+        note!(
+            "removed `{}`, a temporary file left by a killed run",
+            path.display()
+        );
+    }
+    let resume_command = format!("hdpo train --resume {}", dir.path.display());
+    let kept_note = |epoch: usize| {
+        format!("the checkpoint of epoch {epoch} stays valid: continue with `{resume_command}`")
+    };
+    interrupt.training(&match req.resume {
+        Some(_) => kept_note(trainer.epoch),
+        None => "no checkpoint has been written yet".to_string(),
+    });
     let reference = reference_of(&trainer.config.setting);
     let cfg = &trainer.config;
-    eprintln!(
-        "hdpo train: setting {} · policy {} · {} parameters · lr {} · up to {} epochs · output {}",
+    note!(
+        "hdpo train: setting {} · policy {} · {} parameters · lr {} · up to {} epochs · about {} of memory · output {}",
         cfg.setting.name,
         cfg.policy.kind(),
         trainer.params.num_scalars(),
         cfg.learning_rate,
         cfg.max_epochs,
+        hdpo_train::budget::format_bytes(trainer.estimate.bytes()),
         dir.path.display()
     );
-    eprintln!("reference: {}", reference.summary());
+    note!("reference: {}", reference.summary());
     if !trainer.policy.admissible() {
-        eprintln!(
+        note!(
             "note: `{}` reads future demand: it is NOT an admissible policy; its cost is a bound",
             cfg.policy.kind()
         );
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // a second handler registration (tests calling train twice) is harmless to ignore
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
-    }
+    let checkpoint_path = dir.file("checkpoint.json");
+    // the epoch of the checkpoint on disk, if any (a resumed run starts from one)
+    let mut saved_epoch = req.resume.is_some().then_some(trainer.epoch);
     let mut progress = Progress::new(trainer.config.max_epochs, trainer.epoch);
-    let mut save_error = None;
-    let outcome = trainer.run(&stop, |t, record| {
+    let outcome = trainer.try_run(interrupt.flag(), |t, record| {
         progress.update(record);
-        if record.dev_cost.is_some()
-            && let Err(e) = save_state(t, &dir, &reference)
-        {
-            save_error = Some(e);
+        if record.dev_cost.is_some() {
+            let saved = retry_once(|| save_state(t, &dir, &reference, &mut saved_epoch));
+            if let Some(epoch) = saved_epoch {
+                interrupt.set_note(&kept_note(epoch));
+            }
+            saved?;
         }
+        Ok(())
     });
     progress.finish();
-    if let Some(e) = save_error {
-        return Err(e);
-    }
-    let reason = match outcome {
-        Ok(reason) => reason,
-        Err(e) => {
-            // never write parameters from a failed step: the last checkpoint stays as it was
-            return Err(format!(
-                "{e}; last good checkpoint in {}",
-                dir.file("checkpoint.json").display()
-            ));
+    let kept = |saved: Option<usize>| match saved {
+        Some(epoch) => format!(
+            "the last good checkpoint (epoch {epoch}) is {}",
+            checkpoint_path.display()
+        ),
+        None => {
+            "no checkpoint was written (the first is written after the first dev epoch)".to_string()
         }
     };
-    save_state(&trainer, &dir, &reference)?;
+    let reason = match outcome {
+        Ok(reason) => reason,
+        // never write parameters from a failed step: the last checkpoint stays as it was
+        Err(e) => return Err(Failure::Run(format!("{e}; {}", kept(saved_epoch)))),
+    };
+    retry_once(|| save_state(&trainer, &dir, &reference, &mut saved_epoch))
+        .map_err(|e| Failure::Run(format!("{e}; {}", kept(saved_epoch))))?;
+    let interrupted = |signal: i32| Failure::Interrupted {
+        signal,
+        message: format!(
+            "interrupted by {} at epoch {}: checkpoint written; continue with `{resume_command}`",
+            signals::name(signal),
+            trainer.epoch
+        ),
+    };
     if reason == StopReason::Interrupted {
-        eprintln!(
-            "interrupted at epoch {}: checkpoint written; continue with `hdpo train --resume {}`",
-            trainer.epoch,
-            dir.path.display()
-        );
-        return Ok(());
+        return Err(interrupted(interrupt.signal().unwrap_or(signals::SIGINT)));
     }
+    // from here the checkpoint is complete: a signal stops the evaluation at once
+    if let Some(signal) = interrupt.finishing(&format!(
+        "the checkpoint is complete: `{resume_command}` runs the final evaluation again"
+    )) {
+        return Err(interrupted(signal));
+    }
+    let run_failed = |e: TrainError| Failure::Run(e.to_string());
     let train_seconds = trainer.elapsed_seconds();
-    let dev = trainer
-        .evaluate(Split::Dev, true)
-        .map_err(|e| e.to_string())?;
+    let dev = trainer.evaluate(Split::Dev, true).map_err(run_failed)?;
     let test = if trainer.config.run_test {
         let t0 = Instant::now();
-        let report = trainer.test().map_err(|e| e.to_string())?;
+        let report = trainer.test().map_err(run_failed)?;
         Some((report, t0.elapsed().as_secs_f64()))
     } else {
         None
@@ -242,9 +369,9 @@ pub fn train(req: TrainRequest) -> Result<(), String> {
         train_seconds,
         &reference,
     );
-    hdpo_train::write_atomic(&dir.file("report.md"), report.as_bytes())?;
-    print!("{report}");
-    Ok(())
+    retry_once(|| hdpo_train::write_atomic(&dir.file("report.md"), report.as_bytes()))
+        .map_err(Failure::Run)?;
+    emit(&report)
 }
 
 /// The optimum or bound of a setting (cached on disk); cache trouble is a warning, never an error.
@@ -254,7 +381,7 @@ fn reference_of(setting: &hdpo_sim::config::Setting) -> Reference {
         Ok(reference) => {
             if let Reference::Known { warnings, .. } = &reference {
                 for warning in warnings {
-                    eprintln!("warning: {warning}");
+                    note!("warning: {warning}");
                 }
             }
             reference
@@ -265,8 +392,16 @@ fn reference_of(setting: &hdpo_sim::config::Setting) -> Reference {
     }
 }
 
-fn save_state(trainer: &Trainer, dir: &RunDir, reference: &Reference) -> Result<(), String> {
+/// Writes the checkpoint, then the other files of the run; `saved_epoch` records the epoch of the
+/// checkpoint as soon as it is on disk (a later file may still fail).
+fn save_state(
+    trainer: &Trainer,
+    dir: &RunDir,
+    reference: &Reference,
+    saved_epoch: &mut Option<usize>,
+) -> Result<(), String> {
     trainer.checkpoint().save(&dir.file("checkpoint.json"))?;
+    *saved_epoch = Some(trainer.epoch);
     dir.write_metrics(&trainer.history)?;
     let saved = SavedPolicy::new(
         &trainer.policy,
@@ -370,18 +505,24 @@ fn render_report(
     r
 }
 
-/// `hdpo eval`.
+/// `hdpo eval`. `force` runs an evaluation estimated to take longer than
+/// [`hdpo_train::budget::MAX_SECONDS`] (or more memory than free) anyway.
 pub fn eval(
     policy_file: &Path,
     setting_name: Option<&str>,
     split: &str,
     overrides: &[(String, String)],
-) -> Result<(), String> {
+    force: bool,
+) -> Result<(), Failure> {
     let split = match split {
         "test" => Split::Test,
         "dev" => Split::Dev,
         "train" => Split::Train,
-        other => return Err(format!("--split `{other}`: allowed: test, dev, train")),
+        other => {
+            return Err(Failure::Input(format!(
+                "--split `{other}`: allowed: test, dev, train"
+            )));
+        }
     };
     let saved = SavedPolicy::load(policy_file).map_err(|e| e.to_string())?;
     let mut s = match setting_name {
@@ -403,10 +544,23 @@ pub fn eval(
     let mut config =
         TrainConfig::default_for(s.clone(), saved.spec.kind()).map_err(|e| e.to_string())?;
     config.setting = s;
+    let tape = hdpo_train::budget::measure_tape(&config, &policy, &saved.params)
+        .map_err(|e| e.to_string())?;
+    let estimate = hdpo_train::budget::evaluation(
+        &config,
+        &policy,
+        &saved.params,
+        tape,
+        rayon::current_num_threads(),
+        split,
+    );
+    Limits::machine()
+        .forced(force)
+        .check("this evaluation", &estimate)?;
     let t0 = Instant::now();
-    let report =
-        evaluate_policy(&config, &policy, &saved.params, split).map_err(|e| e.to_string())?;
-    println!(
+    let report = evaluate_policy(&config, &policy, &saved.params, split)
+        .map_err(|e| Failure::Run(e.to_string()))?;
+    outln!(
         "{} on {} ({:?}, {} samples × {} periods, {} ignored): cost per store per period {:.4}{} [{:.1} s]",
         saved.spec.kind(),
         config.setting.name,
@@ -424,8 +578,8 @@ pub fn eval(
     );
     let reference = reference_of(&config.setting);
     match reference.gap_text(report.cost_per_store_period) {
-        Some(gap) => println!("{gap} ({})", reference.summary()),
-        None => println!("optimum: {}", reference.summary()),
+        Some(gap) => outln!("{gap} ({})", reference.summary()),
+        None => outln!("optimum: {}", reference.summary()),
     }
     Ok(())
 }
@@ -476,7 +630,7 @@ fn json_escape(text: &str) -> String {
 
 /// `hdpo optimum`: the optimum or bound of an instance. "No known bound" is a normal outcome (exit
 /// 0); an unsupported variant or a solver failure is an error.
-pub fn optimum(req: OptimumRequest) -> Result<(), String> {
+pub fn optimum(req: OptimumRequest) -> Result<(), Failure> {
     let s = resolve_setting(&req.setting, req.config.as_deref(), &req.overrides)?;
     let classification = Problem::from_setting(&s).map_err(|e| e.to_string())?;
     let cache = (!req.no_cache).then(OptimumCache::from_env);
@@ -505,7 +659,7 @@ pub fn optimum(req: OptimumRequest) -> Result<(), String> {
             warnings,
         } => {
             for warning in warnings {
-                eprintln!("warning: {warning}");
+                note!("warning: {warning}");
             }
             let heuristics = if req.heuristics {
                 match problem {
@@ -513,7 +667,7 @@ pub fn optimum(req: OptimumRequest) -> Result<(), String> {
                         Some(lost_sales_heuristics(&stores[0])?)
                     }
                     _ => {
-                        return Err("--heuristics: only for a single lost-sales store (best base stock and capped base stock)".into());
+                        return Err(Failure::Input("--heuristics: only for a single lost-sales store (best base stock and capped base stock)".into()));
                     }
                 }
             } else {
@@ -531,7 +685,7 @@ pub fn optimum(req: OptimumRequest) -> Result<(), String> {
                         format!("{{\"policy\": {}, \"cost\": {cost}}}", json_escape(name))
                     })
                     .collect();
-                println!(
+                outln!(
                     "{{\"setting\": {}, \"status\": {}, \"cost\": {}, \"what\": {}, \"solver\": {}, \"source\": {}, \"cache_file\": {}, \"solve_seconds\": {}, \"heuristics\": [{}]}}",
                     json_escape(&s.name),
                     json_escape(match solved.kind {
@@ -549,21 +703,21 @@ pub fn optimum(req: OptimumRequest) -> Result<(), String> {
                     extra.join(", ")
                 );
             } else {
-                println!("setting: {setting_text}");
-                println!(
+                outln!("setting: {setting_text}");
+                outln!(
                     "{}: {:.4} per store per period",
                     solved.kind.label(),
                     solved.cost
                 );
-                println!("  how: {}", solved.what);
+                outln!("  how: {}", solved.what);
                 if solved.kind == hdpo_train::optimum::ReferenceKind::LowerBound {
-                    println!(
+                    outln!(
                         "  a gap to it is an upper bound on the optimality gap (the optimum itself is unknown)"
                     );
                 }
                 if let Some(rows) = &heuristics {
                     for (name, cost) in rows {
-                        println!(
+                        outln!(
                             "  {name}: {cost:.4} ({:+.2} % above the optimum)",
                             100.0 * (cost / solved.cost - 1.0)
                         );
@@ -580,33 +734,33 @@ pub fn optimum(req: OptimumRequest) -> Result<(), String> {
                         format!("computed in {:.2} s (no cache)", solved.solve_seconds)
                     }
                 };
-                println!("  solver: {} · {where_}", problem.solver_name());
+                outln!("  solver: {} · {where_}", problem.solver_name());
             }
             Ok(())
         }
         Reference::NoKnownBound { reason } => {
             if req.json {
-                println!(
+                outln!(
                     "{{\"setting\": {}, \"status\": \"no_known_bound\", \"cost\": null, \"what\": {}}}",
                     json_escape(&s.name),
                     json_escape(reason)
                 );
             } else {
-                println!("setting: {setting_text}");
-                println!("no known bound: {reason}.");
-                println!(
+                outln!("setting: {setting_text}");
+                outln!("no known bound: {reason}.");
+                outln!(
                     "  report trained policies against the best policy found (e.g. the best of several policies or runs), and say so"
                 );
             }
             Ok(())
         }
-        Reference::Unsupported { reason } => Err(format!(
+        Reference::Unsupported { reason } => Err(Failure::Input(format!(
             "no optimum or bound for setting `{setting_text}`: {reason}"
-        )),
-        Reference::Failed { problem, reason } => Err(format!(
+        ))),
+        Reference::Failed { problem, reason } => Err(Failure::Input(format!(
             "the {} solver failed for setting `{setting_text}`: {reason}",
             problem.solver_name()
-        )),
+        ))),
     }
 }
 
@@ -626,6 +780,8 @@ pub struct ReproduceRequest {
     pub overrides: Vec<(String, String)>,
     /// Only list the cells.
     pub list: bool,
+    /// Run cells whose memory or time estimate is over the machine's limits anyway.
+    pub force: bool,
 }
 
 /// Progress of `hdpo reproduce`: a bar of cells on a terminal, plain lines otherwise.
@@ -651,9 +807,7 @@ impl CellProgress {
             Event::Start { total, done } => {
                 self.total = total;
                 self.done = 0;
-                eprintln!(
-                    "hdpo reproduce {experiment}: {total} cells, {done} already done (skipped)"
-                );
+                note!("hdpo reproduce {experiment}: {total} cells, {done} already done (skipped)");
                 self.bar = std::io::stderr().is_terminal().then(|| {
                     let bar = ProgressBar::new(total as u64);
                     bar.set_style(
@@ -669,7 +823,7 @@ impl CellProgress {
                 let msg = format!("{} ({})", cell.id, cell.policy);
                 match &self.bar {
                     Some(bar) => bar.set_message(msg),
-                    None => eprintln!("[{}/{}] {msg} …", index + 1, self.total),
+                    None => note!("[{}/{}] {msg} …", index + 1, self.total),
                 }
                 self.last_line = Instant::now();
             }
@@ -688,7 +842,7 @@ impl CellProgress {
                     Some(bar) => bar.set_message(msg),
                     None => {
                         if self.last_line.elapsed().as_secs_f64() > 30.0 {
-                            eprintln!("    {msg}");
+                            note!("    {msg}");
                             self.last_line = Instant::now();
                         }
                     }
@@ -724,7 +878,7 @@ impl CellProgress {
                             bar.println(format!("{} {outcome}", cell.id));
                         }
                     }
-                    None => eprintln!(
+                    None => note!(
                         "[{}/{}] {} {outcome}  ({} done)",
                         index + 1,
                         self.total,
@@ -744,7 +898,7 @@ impl CellProgress {
 }
 
 /// `hdpo reproduce`.
-pub fn reproduce(req: ReproduceRequest) -> Result<(), String> {
+pub fn reproduce(req: ReproduceRequest) -> Result<(), Failure> {
     let scale = Scale::parse(&req.scale).map_err(|e| format!("--scale: {e}"))?;
     let experiments: Vec<Experiment> = if req.experiment == "all" {
         Experiment::ALL.to_vec()
@@ -752,28 +906,24 @@ pub fn reproduce(req: ReproduceRequest) -> Result<(), String> {
         vec![Experiment::parse(&req.experiment).map_err(|e| format!("<EXPERIMENT>: {e}, all"))?]
     };
     if req.limit == Some(0) {
-        return Err("--limit 0: allowed: an integer ≥ 1".into());
+        return Err(Failure::Input("--limit 0: allowed: an integer ≥ 1".into()));
     }
     if req.list {
         for experiment in &experiments {
-            println!("{}: {}", experiment.name(), experiment.description());
+            outln!("{}: {}", experiment.name(), experiment.description());
             for cell in experiment.cells() {
                 if req
                     .filter
                     .as_ref()
                     .is_none_or(|f| cell.id.contains(f.as_str()))
                 {
-                    println!("  {:<40} {} · {}", cell.id, cell.setting, cell.policy);
+                    outln!("  {:<40} {} · {}", cell.id, cell.setting, cell.policy);
                 }
             }
         }
         return Ok(());
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
-    }
+    let interrupt = signals::install().map_err(Failure::Run)?;
     let mut command = format!("hdpo reproduce {} --scale {}", req.experiment, scale.name());
     if req.out != Path::new("reproduce") {
         let _ = write!(command, " --out {}", req.out.display());
@@ -787,6 +937,12 @@ pub fn reproduce(req: ReproduceRequest) -> Result<(), String> {
     if let Some(limit) = req.limit {
         let _ = write!(command, " --limit {limit}");
     }
+    if req.force {
+        command.push_str(" --force");
+    }
+    interrupt.training(&format!(
+        "finished cells are recorded and the running cell keeps its last checkpoint: re-run `{command}` to continue"
+    ));
     for experiment in experiments {
         let options = ReproduceOptions {
             scale,
@@ -796,20 +952,30 @@ pub fn reproduce(req: ReproduceRequest) -> Result<(), String> {
             overrides: req.overrides.clone(),
             cache: Some(OptimumCache::from_env()),
             command: command.clone(),
+            limits: Limits::machine().forced(req.force),
         };
         let mut progress = CellProgress::new();
-        let result = reproduce::run_experiment(experiment, &options, &stop, |event| {
+        let result = reproduce::run_experiment(experiment, &options, interrupt.flag(), |event| {
             progress.event(experiment.name(), event)
         });
         progress.finish();
         let summary = match result {
-            Err(e) if req.experiment == "all" && e.starts_with("no cell") => {
-                eprintln!("{}: {e}", experiment.name());
+            Ok(summary) => summary,
+            Err(ReproduceError::Input(e))
+                if req.experiment == "all" && e.starts_with("no cell") =>
+            {
+                note!("{}: {e}", experiment.name());
                 continue;
             }
-            other => other?,
+            Err(ReproduceError::Input(e)) => return Err(Failure::Input(e)),
+            Err(ReproduceError::Output(e)) => {
+                return Err(Failure::Run(format!(
+                    "{}: {e}; finished cells are recorded, re-run `{command}` to continue",
+                    experiment.name()
+                )));
+            }
         };
-        eprintln!(
+        note!(
             "{}: {} trained, {} already done, {} unavailable, {} failed → {}",
             experiment.name(),
             summary.ran,
@@ -819,10 +985,14 @@ pub fn reproduce(req: ReproduceRequest) -> Result<(), String> {
             summary.dir.join("results.md").display()
         );
         if summary.interrupted {
-            eprintln!(
-                "interrupted: finished cells are recorded and the running cell keeps its checkpoint; re-run the same command to continue"
-            );
-            return Ok(());
+            let signal = interrupt.signal().unwrap_or(signals::SIGINT);
+            return Err(Failure::Interrupted {
+                signal,
+                message: format!(
+                    "interrupted by {}: finished cells are recorded and the running cell keeps its checkpoint; re-run `{command}` to continue",
+                    signals::name(signal)
+                ),
+            });
         }
     }
     Ok(())

@@ -9,3 +9,4 @@ pub use hdpo_sim as sim;
 pub use hdpo_train as train;
 
 pub mod cli;
+pub mod signals;

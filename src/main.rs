@@ -2,16 +2,27 @@
 //! experiments, list settings and policies.
 //!
 //! `hdpo train` with no argument trains the one-store MLP on `one_store_lost` (the reference's
-//! headline instance) and tests it; see `hdpo --help` for everything else.
+//! headline instance) and tests it; see `hdpo --help` for everything else, including the exit
+//! codes ([`EXIT_CODES`]).
 
 use clap::{Args, Parser, Subcommand};
-use hdpo::cli;
+use hdpo::cli::{self, Failure};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The exit codes, as `hdpo --help` prints them (and README.md documents them).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success (also when standard output is closed early, e.g. `hdpo eval … | head -1`)
+  1    the run failed: training diverged or hit a non-finite loss, or a file could not be written
+  2    usage or input error, or a refusal before anything ran (a size over its limit, a run
+       estimated to need more memory or time than the machine has; see --force)
+  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: a checkpoint was written at the end of the
+       current epoch (continue with `hdpo train --resume DIR`); a second signal stops at once";
+
 /// Hindsight Differentiable Policy Optimization for inventory networks.
 #[derive(Parser)]
-#[command(name = "hdpo", version, about)]
+#[command(name = "hdpo", version, about, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,9 +51,13 @@ struct Common {
     /// `correlation` also work without the `setting.` prefix).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// Worker threads (default: all cores). Results do not depend on it.
+    /// Worker threads (default: all cores; at most 4 × the cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Run even when the memory or time estimate is over the machine's limits (the free memory,
+    /// or HDPO_MEMORY_LIMIT; 30 days).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -104,7 +119,7 @@ struct OptimumArgs {
     /// Neither read nor write the optimum cache ($HDPO_CACHE_DIR, default runs/.optimum-cache).
     #[arg(long)]
     no_cache: bool,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most 4 × the cores).
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -132,40 +147,57 @@ struct ReproduceArgs {
     common: Common,
 }
 
-fn parse_overrides(set: &[String]) -> Result<Vec<(String, String)>, String> {
+fn parse_overrides(set: &[String]) -> Result<Vec<(String, String)>, Failure> {
     set.iter()
         .map(|kv| {
             kv.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .ok_or_else(|| format!("--set `{kv}`: expected KEY=VALUE"))
+                .ok_or_else(|| Failure::Input(format!("--set `{kv}`: expected KEY=VALUE")))
         })
         .collect()
 }
 
-fn set_threads(threads: Option<usize>) -> Result<(), String> {
-    if let Some(n) = threads {
-        if n == 0 {
-            return Err("--threads 0: allowed: an integer ≥ 1".into());
+/// The most worker threads allowed: 4 × the cores (more only adds switching, and thousands
+/// exhaust the process's limits).
+fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Sets rayon's global pool to `threads` (checked against [`max_threads`]); without it, checks
+/// `RAYON_NUM_THREADS`, which rayon would otherwise obey blindly.
+fn set_threads(threads: Option<usize>) -> Result<(), Failure> {
+    let max = max_threads();
+    let allowed = |what: String| {
+        Failure::Input(format!(
+            "{what}: allowed: an integer 1 … {max} (4 × the {} cores of this machine)",
+            max / 4
+        ))
+    };
+    match threads {
+        Some(n) => {
+            if n == 0 || n > max {
+                return Err(allowed(format!("--threads {n}")));
+            }
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global()
+                .map_err(|e| Failure::Input(format!("--threads {n}: {e}")))
         }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .map_err(|e| format!("--threads: {e}"))?;
+        None => match std::env::var("RAYON_NUM_THREADS") {
+            Ok(text) => match text.trim().parse::<usize>() {
+                Ok(n) if n > max => Err(allowed(format!("RAYON_NUM_THREADS={n}"))),
+                _ => Ok(()),
+            },
+            Err(_) => Ok(()),
+        },
     }
-    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Settings => {
-            cli::print_settings();
-            Ok(())
-        }
-        Command::Policies => {
-            cli::print_policies();
-            Ok(())
-        }
+        Command::Settings => cli::print_settings(),
+        Command::Policies => cli::print_policies(),
         Command::Train(a) => parse_overrides(&a.common.set).and_then(|overrides| {
             set_threads(a.common.threads)?;
             cli::train(cli::TrainRequest {
@@ -176,6 +208,7 @@ fn main() -> ExitCode {
                 out: a.out,
                 resume: a.resume,
                 overrides,
+                force: a.common.force,
             })
         }),
         Command::Optimum(a) => parse_overrides(&a.set).and_then(|overrides| {
@@ -199,18 +232,32 @@ fn main() -> ExitCode {
                 limit: a.limit,
                 overrides,
                 list: a.list,
+                force: a.common.force,
             })
         }),
         Command::Eval(a) => parse_overrides(&a.common.set).and_then(|overrides| {
             set_threads(a.common.threads)?;
-            cli::eval(&a.policy, a.setting.as_deref(), &a.split, &overrides)
+            cli::eval(
+                &a.policy,
+                a.setting.as_deref(),
+                &a.split,
+                &overrides,
+                a.common.force,
+            )
         }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::from(2)
+        Err(failure) => {
+            if let Some(message) = failure.message() {
+                use std::io::Write as _;
+                let prefix = match failure {
+                    Failure::Interrupted { .. } => "hdpo",
+                    _ => "error",
+                };
+                let _ = writeln!(std::io::stderr(), "{prefix}: {message}");
+            }
+            ExitCode::from(failure.exit_code())
         }
     }
 }

@@ -16,6 +16,7 @@ fn request(overrides: &[(&str, &str)]) -> TrainRequest {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        force: false,
     }
 }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 /// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
 /// `p ← p − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Adam {
     /// Learning rate.
     pub lr: f32,
@@ -85,6 +86,7 @@ impl Adam {
 
 /// Plain stochastic gradient descent: `p ← p − lr · g`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Sgd {
     /// Learning rate.
     pub lr: f32,

@@ -19,6 +19,7 @@ impl ParamId {
 
 /// The trainable tensors of a model, each with a name (for reports and checkpoints).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ParamStore {
     names: Vec<String>,
     values: Vec<Array2<f32>>,

@@ -308,6 +308,12 @@ impl Tape {
         self.nodes.is_empty()
     }
 
+    /// Number of `f32` values the recorded nodes hold (their forward values, not the adjoints of
+    /// a backward pass): what a recording costs in memory, for estimates before a large one.
+    pub fn value_floats(&self) -> usize {
+        self.nodes.iter().map(|node| node.value.len()).sum()
+    }
+
     /// The forward value of a node.
     pub fn value(&self, v: Var) -> &Array2<f32> {
         &self.nodes[v].value

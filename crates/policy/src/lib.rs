@@ -4,11 +4,13 @@
 //! Read in this order: [`observation`] (what a policy sees, on the tape), [`spec`] (every policy's
 //! architecture and hyper-parameters as serde data), [`policy`] (building a spec for a network and
 //! acting), [`mlp`] and [`allocation`] (the shared building blocks), then the bigger networks
-//! [`symmetry`] and [`gnn`], and [`saved`] (policy files).
+//! [`symmetry`] and [`gnn`], [`saved`] (policy files) and [`limits`] (size checks before
+//! building).
 
 pub mod allocation;
 mod dense;
 pub mod gnn;
+pub mod limits;
 pub mod mlp;
 pub mod observation;
 pub mod policy;

@@ -131,6 +131,7 @@ pub enum Feature {
 
 /// The shape of the network a policy is built for, derived from a [`Setting`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NetworkShape {
     /// Stores `S`.
     pub n_stores: usize,

@@ -118,6 +118,8 @@ impl Policy {
         params: &mut ParamStore,
         rng: &mut R,
     ) -> Result<Policy, PolicyError> {
+        // sizes and initial values first: a zero-width layer would panic in the kernels
+        spec.validate()?;
         let kind = spec.kind();
         let (s, w, e) = (shape.n_stores, shape.n_warehouses, shape.n_echelons);
         let elu_mlp = |input: usize, hidden: &[usize], output: usize, act: Activation| MlpSpec {
@@ -271,7 +273,7 @@ impl Policy {
                 mlp.set_output_bias(params, 1.0);
                 Net::DataDriven(mlp)
             }
-            PolicySpec::JustInTime => {
+            PolicySpec::JustInTime { .. } => {
                 if w > 0 {
                     return Err(unsupported(
                         kind,

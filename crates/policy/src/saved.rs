@@ -79,8 +79,37 @@ impl SavedPolicy {
         }
         let saved: SavedPolicy = serde_json::from_value(value)
             .map_err(|e| file(format!("policy `{}` is malformed: {e}", path.display())))?;
+        saved
+            .check_consistent()
+            .map_err(|e| file(format!("policy `{}`: {e}", path.display())))?;
         saved.build()?;
         Ok(saved)
+    }
+
+    /// Checks what [`SavedPolicy::build`] relies on before it allocates anything: a valid setting,
+    /// the network shape derived from it, a spec within its limits, and no more parameters in the
+    /// spec than the file holds (so a hand-edited spec cannot make the loader allocate more than
+    /// the file's own size).
+    fn check_consistent(&self) -> Result<(), String> {
+        let derived = NetworkShape::from_setting(&self.setting)
+            .map_err(|e| format!("its setting is invalid: {e}"))?;
+        if derived != self.shape {
+            return Err(format!(
+                "its network shape does not match its setting `{}` (edited by hand?)",
+                self.setting.name
+            ));
+        }
+        self.spec.validate().map_err(|e| e.to_string())?;
+        let counted = self.spec.parameter_count(&self.shape);
+        let stored = self.params.num_scalars() as f64;
+        if counted > stored * 1.01 + 16.0 {
+            return Err(format!(
+                "the saved weights do not fit a `{}` policy for this network (it has about \
+                 {counted:.0} parameters, the file holds {stored})",
+                self.spec.kind()
+            ));
+        }
+        Ok(())
     }
 
     /// Rebuilds the policy for the shape it was trained on and checks the weights fit it.
@@ -175,8 +204,22 @@ impl SavedPolicy {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a rename.
+/// The temporary file [`write_atomic`] writes `path` through: `.<name>.tmp-<pid>` in the same
+/// directory.
+fn temp_path(dir: &Path, name: &std::ffi::OsStr) -> std::path::PathBuf {
+    dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ))
+}
+
+/// Writes `bytes` to `path` atomically and durably: a temporary file in the same directory
+/// (`.<name>.tmp-<pid>`), flushed to disk, renamed over `path`, then the directory flushed so the
+/// rename survives a crash. A reader sees the old file or the new one, never a part; on failure
+/// the old file is untouched and the temporary file removed. The error names the file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write as _;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -184,12 +227,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let name = path
         .file_name()
         .ok_or_else(|| format!("`{}` is not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
+    let tmp = temp_path(dir, name);
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!(
+            "cannot write `{}` (through `{}`): {e}",
+            path.display(),
+            tmp.display()
+        ));
+    }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         format!(
@@ -197,5 +247,124 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
             tmp.display(),
             path.display()
         )
+    })?;
+    sync_dir(dir).map_err(|e| {
+        format!(
+            "wrote `{}` but cannot flush its directory to disk: {e}",
+            path.display()
+        )
     })
+}
+
+/// Flushes a directory's entries (a rename in it) to disk. File systems that cannot flush a
+/// directory (`EINVAL`) have nothing to flush there.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+            other => other,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Removes the temporary files [`write_atomic`] left in `dir` when its process was killed
+/// mid-write (`.<name>.tmp-<pid>` whose process no longer runs); returns the files removed.
+/// Files of live processes (and of this one) are kept; on systems where it cannot tell whether a
+/// process runs, nothing is removed.
+pub fn remove_stale_temp_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(pid) = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(".tmp-"))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file
+            && pid != std::process::id()
+            && process_is_gone(pid)
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            removed.push(entry.path());
+        }
+    }
+    removed
+}
+
+/// True when no process `pid` runs (`kill(pid, 0)` fails with `ESRCH`).
+#[cfg(unix)]
+fn process_is_gone(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 sends nothing; kill only checks that the process exists
+    let result = unsafe { libc::kill(pid, 0) };
+    result != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Cannot tell here: keep every file.
+#[cfg(not(unix))]
+fn process_is_gone(_pid: u32) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_writes_replace_the_file_and_leave_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("hdpo-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.json")]);
+        // a write into a path that is not a directory fails, names the file, leaves nothing
+        let err = write_atomic(&path.join("b.json"), b"x").unwrap_err();
+        assert!(err.contains("b.json"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn stale_temporary_files_of_dead_processes_are_removed() {
+        let dir = std::env::temp_dir().join(format!("hdpo-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // a process that has exited: its pid is free until reused
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.join(format!(".checkpoint.json.tmp-{dead}"));
+        let own = dir.join(format!(".policy.json.tmp-{}", std::process::id()));
+        let other = dir.join(".notes.tmp-x");
+        for p in [&stale, &own, &other] {
+            std::fs::write(p, b"partial").unwrap();
+        }
+        let removed = remove_stale_temp_files(&dir);
+        assert_eq!(removed, vec![stale.clone()]);
+        assert!(!stale.exists() && own.exists() && other.exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

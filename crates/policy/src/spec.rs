@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 /// Every policy hdpo knows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+// unknown keys in a `[policy]` table are errors, like everywhere in a configuration
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PolicySpec {
     /// MLP on the store pipelines of stores without a warehouse (§4.1):
     /// `order = softplus(MLP(pipelines) + 1)`, one output per store.
@@ -106,8 +107,10 @@ pub enum PolicySpec {
         /// Hidden activation.
         activation: Activation,
     },
-    /// Non-admissible oracle: orders exactly the demand that its order will meet (§4.11).
-    JustInTime,
+    /// Non-admissible oracle: orders exactly the demand that its order will meet (§4.11). A struct
+    /// variant without fields (not a unit variant) so that serde rejects unknown keys in its table
+    /// too; it reads and writes as `kind = "just_in_time"` either way.
+    JustInTime {},
 }
 
 fn one() -> f32 {
@@ -168,7 +171,7 @@ impl PolicySpec {
             PolicySpec::SymmetryAware { .. } => "symmetry_aware",
             PolicySpec::Gnn { .. } => "gnn",
             PolicySpec::DataDriven { .. } => "data_driven",
-            PolicySpec::JustInTime => "just_in_time",
+            PolicySpec::JustInTime { .. } => "just_in_time",
         }
     }
 
@@ -230,7 +233,7 @@ impl PolicySpec {
                 hidden: vec![64, 64],
                 activation: elu,
             },
-            "just_in_time" => PolicySpec::JustInTime,
+            "just_in_time" => PolicySpec::JustInTime {},
             _ => return None,
         })
         .filter(|_| shape.n_stores > 0)
@@ -252,7 +255,7 @@ impl PolicySpec {
             PolicySpec::SymmetryAware { .. } => 1e-3,
             PolicySpec::Gnn { .. } => 1e-3,
             PolicySpec::DataDriven { .. } => 3e-3,
-            PolicySpec::JustInTime => 0.0,
+            PolicySpec::JustInTime { .. } => 0.0,
         }
     }
 

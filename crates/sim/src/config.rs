@@ -26,6 +26,29 @@ const REFERENCE_PARAMETERS_JSON: &str =
 /// Number of stores in the embedded reference instance.
 pub const REFERENCE_MAX_STORES: usize = 50;
 
+/// Size limits, checked by [`Setting::validate`] before anything is allocated: past them a setting
+/// is refused with the field and the allowed range (within them, the trainer still estimates the
+/// memory and time a run needs before it starts).
+pub mod limits {
+    /// Largest number of stores `S`.
+    pub const MAX_STORES: usize = 100_000;
+    /// Largest number of stores with correlated normal demand: the draw keeps an `S × S` Cholesky
+    /// factor (16 · S² bytes while it is computed) and computing it takes `S³ / 3` operations.
+    pub const MAX_CORRELATED_STORES: usize = 10_000;
+    /// Largest number of warehouses `W`.
+    pub const MAX_WAREHOUSES: usize = 1_000;
+    /// Largest number of extra echelons `E`.
+    pub const MAX_ECHELONS: usize = 100;
+    /// Largest lead time, pipeline length, `inventory_periods` and `past_demands` (periods).
+    pub const MAX_LEAD_TIME: usize = 1_000;
+    /// Largest number of samples of a split.
+    pub const MAX_SAMPLES: usize = 100_000_000;
+    /// Largest number of periods of a split.
+    pub const MAX_PERIODS: usize = 1_000_000;
+}
+
+use limits::*;
+
 /// Setting-level shortcut keys accepted by [`Setting::apply_override`] and the full keys they stand for.
 pub const OVERRIDE_SHORTCUTS: &[(&str, &str)] = &[
     ("n_stores", "network.n_stores"),
@@ -994,8 +1017,38 @@ impl Setting {
     pub fn instance(&self) -> Result<Instance, ConfigError> {
         let s = self.network.n_stores;
         let w = self.network.n_warehouses;
-        if s == 0 {
-            return Err(invalid("network.n_stores", "is 0; allowed: an integer ≥ 1"));
+        if s == 0 || s > MAX_STORES {
+            return Err(invalid(
+                "network.n_stores",
+                format!("is {s}; allowed: an integer 1 … {MAX_STORES}"),
+            ));
+        }
+        if w > MAX_WAREHOUSES {
+            return Err(invalid(
+                "network.n_warehouses",
+                format!("is {w}; allowed: an integer 0 … {MAX_WAREHOUSES}"),
+            ));
+        }
+        let n_echelons = self.n_echelons();
+        if n_echelons > MAX_ECHELONS {
+            return Err(invalid(
+                "echelons.lead_time",
+                format!(
+                    "has {n_echelons} entries (one per extra echelon); allowed: 1 … {MAX_ECHELONS}"
+                ),
+            ));
+        }
+        // sizes first: everything below allocates in proportion to them
+        self.check_split_sizes()?;
+        let observation = &self.observation;
+        if observation.past_demands > MAX_LEAD_TIME {
+            return Err(invalid(
+                "observation.past_demands",
+                format!(
+                    "is {}; allowed: an integer 0 … {MAX_LEAD_TIME}",
+                    observation.past_demands
+                ),
+            ));
         }
         check_finite_positive("upper_bound_mult", self.upper_bound_mult, false)?;
         if self.objective == Objective::Profit && self.unmet_demand != UnmetDemand::Lost {
@@ -1124,10 +1177,13 @@ impl Setting {
                 format!("is [{lo}, {hi}]; allowed: [low, high] with 0 ≤ low ≤ high"),
             ));
         }
-        if init.inventory_periods == 0 {
+        if init.inventory_periods == 0 || init.inventory_periods > MAX_LEAD_TIME {
             return Err(invalid(
                 "initial_inventory.inventory_periods",
-                "is 0; allowed: an integer ≥ 1",
+                format!(
+                    "is {}; allowed: an integer 1 … {MAX_LEAD_TIME}",
+                    init.inventory_periods
+                ),
             ));
         }
 
@@ -1165,36 +1221,6 @@ impl Setting {
             None => 0,
         };
 
-        // Splits.
-        for split in Split::ALL {
-            let sizes = self.split(split);
-            let field = |k: &str| format!("splits.{split}.{k}");
-            if sizes.n_samples == 0 {
-                return Err(invalid(field("n_samples"), "is 0; allowed: an integer ≥ 1"));
-            }
-            if sizes.batch_size == 0 || sizes.batch_size > sizes.n_samples {
-                return Err(invalid(
-                    field("batch_size"),
-                    format!(
-                        "is {}; allowed: 1 ≤ batch_size ≤ n_samples = {}",
-                        sizes.batch_size, sizes.n_samples
-                    ),
-                ));
-            }
-            if sizes.periods == 0 {
-                return Err(invalid(field("periods"), "is 0; allowed: an integer ≥ 1"));
-            }
-            if sizes.ignore_periods >= sizes.periods {
-                return Err(invalid(
-                    field("ignore_periods"),
-                    format!(
-                        "is {}; allowed: 0 ≤ ignore_periods < periods = {}",
-                        sizes.ignore_periods, sizes.periods
-                    ),
-                ));
-            }
-        }
-
         Ok(Instance {
             n_stores: s,
             n_warehouses: w,
@@ -1222,6 +1248,52 @@ impl Setting {
             objective: self.objective,
             initial_inventory: self.initial_inventory.clone(),
         })
+    }
+
+    /// Sizes of the three splits: counts ≥ 1 and within [`limits`], `batch_size ≤ n_samples`,
+    /// `ignore_periods < periods`.
+    fn check_split_sizes(&self) -> Result<(), ConfigError> {
+        for split in Split::ALL {
+            let sizes = self.split(split);
+            let field = |k: &str| format!("splits.{split}.{k}");
+            if sizes.n_samples == 0 || sizes.n_samples > MAX_SAMPLES {
+                return Err(invalid(
+                    field("n_samples"),
+                    format!(
+                        "is {}; allowed: an integer 1 … {MAX_SAMPLES}",
+                        sizes.n_samples
+                    ),
+                ));
+            }
+            if sizes.batch_size == 0 || sizes.batch_size > sizes.n_samples {
+                return Err(invalid(
+                    field("batch_size"),
+                    format!(
+                        "is {}; allowed: 1 ≤ batch_size ≤ n_samples = {}",
+                        sizes.batch_size, sizes.n_samples
+                    ),
+                ));
+            }
+            if sizes.periods == 0 || sizes.periods > MAX_PERIODS {
+                return Err(invalid(
+                    field("periods"),
+                    format!(
+                        "is {}; allowed: an integer 1 … {MAX_PERIODS}",
+                        sizes.periods
+                    ),
+                ));
+            }
+            if sizes.ignore_periods >= sizes.periods {
+                return Err(invalid(
+                    field("ignore_periods"),
+                    format!(
+                        "is {}; allowed: 0 ≤ ignore_periods < periods = {}",
+                        sizes.ignore_periods, sizes.periods
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `W × S` adjacency as booleans, validated.
@@ -1425,12 +1497,13 @@ impl Setting {
             ParamSource::Sampled(range) => {
                 let [low, high] = range.range;
                 let ok = low.fract() == 0.0 && high.fract() == 0.0 && low >= 1.0 && high > low;
-                if !ok || high > f64::from(u32::MAX) {
+                if !ok || high > (MAX_LEAD_TIME + 1) as f64 {
                     return Err(invalid(
                         format!("{field}.range"),
                         format!(
                             "is [{low}, {high}]; allowed: integers [low, high] with 1 ≤ low < \
-                             high (lead times are drawn from low, …, high − 1)"
+                             high ≤ {} (lead times are drawn from low, …, high − 1)",
+                            MAX_LEAD_TIME + 1
                         ),
                     ));
                 }
@@ -1525,6 +1598,17 @@ impl Setting {
                         format!("store {i} has std {}; allowed: > 0", std[i]),
                     ));
                 }
+                if c != 0.0 && s > MAX_CORRELATED_STORES {
+                    return Err(invalid(
+                        "demand.correlation",
+                        format!(
+                            "is {c} with network.n_stores = {s}; correlated demand is drawn \
+                             through an S × S Cholesky factor ({:.1} GB to compute here); \
+                             allowed: correlation = 0, or n_stores ≤ {MAX_CORRELATED_STORES}",
+                            16.0 * (s as f64).powi(2) / 1e9
+                        ),
+                    ));
+                }
                 let lower = if s > 1 { -1.0 / (s as f64 - 1.0) } else { -1.0 };
                 let ok = if s > 1 {
                     c > lower && c < 1.0
@@ -1575,14 +1659,14 @@ fn reference_prefix(
     Ok(values[..s].to_vec())
 }
 
-/// A lead time: an integer ≥ 1.
+/// A lead time: an integer `1 ≤ x ≤` [`MAX_LEAD_TIME`].
 fn lead_time_value(field: &str, x: f64) -> Result<u32, ConfigError> {
-    if x.fract() == 0.0 && x >= 1.0 && x <= f64::from(u32::MAX) {
+    if x.fract() == 0.0 && x >= 1.0 && x <= MAX_LEAD_TIME as f64 {
         Ok(x as u32)
     } else {
         Err(invalid(
             field,
-            format!("is {x}; allowed: an integer ≥ 1 (periods)"),
+            format!("is {x}; allowed: an integer 1 … {MAX_LEAD_TIME} (periods)"),
         ))
     }
 }
@@ -1610,11 +1694,16 @@ fn pipeline_length(
 ) -> Result<usize, ConfigError> {
     match explicit {
         None => Ok(derived),
-        Some(length) if length >= 2 && length >= max_lead_time as usize => Ok(length),
+        Some(length)
+            if length >= 2 && length >= max_lead_time as usize && length <= MAX_LEAD_TIME =>
+        {
+            Ok(length)
+        }
         Some(length) => Err(invalid(
             field,
             format!(
-                "is {length}; allowed: an integer ≥ 2 and ≥ the largest lead time ({max_lead_time})"
+                "is {length}; allowed: an integer ≥ 2, ≥ the largest lead time ({max_lead_time}) \
+                 and ≤ {MAX_LEAD_TIME}"
             ),
         )),
     }

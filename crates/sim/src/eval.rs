@@ -408,7 +408,10 @@ impl SplitDemand {
     pub fn bytes_for(setting: &Setting, split: Split, extra: usize) -> Result<usize, EvalError> {
         let generator = ScenarioGenerator::new(setting, split)?;
         let rows = generator.n_samples() * generator.instance().n_stores;
-        Ok(rows * (generator.periods() + extra) * std::mem::size_of::<f32>())
+        // saturating: the sizes are bounded (`config::limits`), their product need not fit
+        Ok(rows
+            .saturating_mul(generator.periods().saturating_add(extra))
+            .saturating_mul(std::mem::size_of::<f32>()))
     }
 
     /// The split it holds.

@@ -540,3 +540,97 @@ fn sampled_parameters_resolve() {
     other.seeds.parameters = 1;
     assert_ne!(other.instance().unwrap().mean, inst.mean);
 }
+
+#[test]
+fn sizes_past_the_limits_are_refused_before_anything_is_allocated() {
+    use hdpo_sim::config::limits::*;
+    let base = setting("one_store_lost").unwrap();
+    let cases = [
+        (
+            "n_stores",
+            "1000000".to_string(),
+            "network.n_stores",
+            "1 … 100000",
+        ),
+        (
+            "lead_time",
+            "1000000".into(),
+            "stores.lead_time",
+            "1 … 1000",
+        ),
+        (
+            "splits.train.periods",
+            "1000000000".into(),
+            "splits.train.periods",
+            "1 … 1000000",
+        ),
+        (
+            "splits.test.n_samples",
+            "1000000000000".into(),
+            "splits.test.n_samples",
+            "1 … 100000000",
+        ),
+        (
+            "observation.past_demands",
+            "5000".into(),
+            "observation.past_demands",
+            "0 … 1000",
+        ),
+        (
+            "initial_inventory.inventory_periods",
+            "5000".into(),
+            "initial_inventory.inventory_periods",
+            "1 … 1000",
+        ),
+        (
+            "stores.pipeline_length",
+            "5000".into(),
+            "stores.pipeline_length",
+            "≤ 1000",
+        ),
+        (
+            "stores.lead_time",
+            "{ sample = \"per_sample\", range = [1, 5000] }".into(),
+            "stores.lead_time.range",
+            "≤ 1001",
+        ),
+    ];
+    for (key, value, field, allowed) in cases {
+        let mut s = base.clone();
+        let err = s.apply_override(key, &value).unwrap_err();
+        let message = err.to_string();
+        assert_eq!(field_of(err), field, "{key}={value}: {message}");
+        assert!(message.contains(allowed), "{key}={value}: {message}");
+        assert_eq!(s, base, "a rejected override leaves the setting unchanged");
+    }
+    // correlated demand over more stores than the Cholesky limit (the reference values stop at 50)
+    let mut s = setting("one_warehouse_lost").unwrap();
+    let n = MAX_CORRELATED_STORES + 1;
+    let err = s
+        .apply_overrides([
+            format!("n_stores={n}"),
+            "stores.holding_cost=1".into(),
+            "stores.underage_cost=9".into(),
+            "stores.lead_time=2".into(),
+            "demand.mean=5".into(),
+            "demand.std=1".into(),
+        ])
+        .unwrap_err();
+    let message = err.to_string();
+    assert_eq!(field_of(err), "demand.correlation", "{message}");
+    assert!(message.contains("n_stores ≤ 10000"), "{message}");
+    // the same network without correlation is accepted
+    s.apply_overrides([
+        format!("n_stores={n}"),
+        "stores.holding_cost=1".into(),
+        "stores.underage_cost=9".into(),
+        "stores.lead_time=2".into(),
+        "demand.mean=5".into(),
+        "demand.std=1".into(),
+        "correlation=0".into(),
+    ])
+    .unwrap();
+    assert_eq!(s.n_stores(), n);
+    // the limits leave room for every embedded setting and the paper's sizes
+    const { assert!(MAX_LEAD_TIME >= 20 && MAX_PERIODS >= 5000 && MAX_SAMPLES >= 32768) };
+}

@@ -66,10 +66,11 @@ const NETWORK_DEV_STEPS: usize = 128;
 
 /// How the learning rate changes over epochs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LrSchedule {
-    /// The same rate throughout (the reference).
-    Constant,
+    /// The same rate throughout (the reference). A struct variant without fields so that unknown
+    /// keys in its table are rejected too.
+    Constant {},
     /// Multiply the rate by `factor` every `every_epochs` epochs.
     Step {
         /// Epochs between decays.
@@ -187,7 +188,7 @@ impl TrainConfig {
         let mut config = TrainConfig {
             seed: 0,
             learning_rate: policy.default_learning_rate(),
-            lr_schedule: LrSchedule::Constant,
+            lr_schedule: LrSchedule::Constant {},
             grad_clip: policy.default_grad_clip().unwrap_or(0.0),
             loss_skips_warm_up: false,
             max_epochs: 2000,
@@ -405,11 +406,19 @@ impl TrainConfig {
     /// e.g. `setting.n_stores=10`), and so do the shortcuts alone (`lead_time=2`, see
     /// [`hdpo_sim::config::OVERRIDE_SHORTCUTS`]); `policy.<field>` to the policy spec; others are top-level
     /// fields (`learning_rate`, `max_epochs`, …). The value is parsed as TOML (`3e-3`, `true`,
-    /// `[32, 32]`, `"text"`), falling back to a string.
+    /// `[32, 32]`, `"text"`), falling back to a string. An unset optional field (e.g.
+    /// `policy.rounds`) can be set; an unknown key is an error listing the valid ones. On error the
+    /// configuration is unchanged.
     pub fn apply_override(&mut self, key: &str, value: &str) -> Result<(), TrainConfigError> {
         if let Some(rest) = setting_key(key) {
-            self.setting.apply_override(rest, value)?;
-            return self.validate();
+            let mut setting = self.setting.clone();
+            setting.apply_override(rest, value)?;
+            let previous = std::mem::replace(&mut self.setting, setting);
+            if let Err(e) = self.validate() {
+                self.setting = previous;
+                return Err(e);
+            }
+            return Ok(());
         }
         let mut root = toml::Value::try_from(&*self).map_err(|e| invalid(key, e.to_string()))?;
         let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
@@ -417,39 +426,72 @@ impl TrainConfig {
             .unwrap_or_else(|_| toml::Value::String(value.to_string()));
         let path: Vec<&str> = key.split('.').collect();
         let mut node = &mut root;
+        // the last key may be an optional field that is unset (absent from the TOML form, e.g.
+        // `policy.rounds`): it is added, and serde rejects it if the table has no such field
+        let mut added: Option<(&str, Vec<String>)> = None;
         for (i, part) in path.iter().enumerate() {
             let table = node
                 .as_table_mut()
                 .ok_or_else(|| invalid(key, "is not a table"))?;
+            let last = i + 1 == path.len();
             if !table.contains_key(*part) {
                 let valid: Vec<String> = table.keys().cloned().collect();
-                return Err(invalid(
-                    key,
-                    format!(
-                        "unknown key `{part}`; valid keys here: {}",
-                        valid.join(", ")
-                    ),
-                ));
+                if !last {
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "unknown key `{part}`; valid keys here: {}",
+                            valid.join(", ")
+                        ),
+                    ));
+                }
+                added = Some((part, valid));
             }
-            if i + 1 == path.len() {
+            if last {
                 table.insert(part.to_string(), parsed.clone());
                 break;
             }
             node = table.get_mut(*part).expect("checked");
         }
-        let updated: TrainConfig = root
-            .try_into()
-            .map_err(|e: toml::de::Error| invalid(key, format!("value `{value}` rejected: {e}")))?;
+        let updated: TrainConfig = root.try_into().map_err(|e: toml::de::Error| {
+            let message = e.message().trim().to_string();
+            match &added {
+                Some((part, present)) if message.contains("unknown field") => {
+                    // serde lists every field of the table, optional ones included
+                    let expected: Vec<&str> = message
+                        .split_once("expected")
+                        .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
+                        .unwrap_or_default();
+                    let valid = if expected.is_empty() {
+                        present.join(", ")
+                    } else {
+                        expected.join(", ")
+                    };
+                    invalid(
+                        key,
+                        format!("unknown key `{part}`; valid keys here: {valid}"),
+                    )
+                }
+                _ => invalid(key, format!("value `{value}` rejected: {message}")),
+            }
+        })?;
+        // on error the configuration is unchanged
+        updated.validate()?;
         *self = updated;
-        self.validate()
+        Ok(())
     }
 
     /// Checks every field; errors name the field and the allowed values.
     pub fn validate(&self) -> Result<(), TrainConfigError> {
         self.setting.validate()?;
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0)
-            && self.policy != PolicySpec::JustInTime
-        {
+        self.policy.validate().map_err(|e| match e {
+            hdpo_policy::PolicyError::Invalid { field, message, .. } => {
+                invalid(&format!("policy.{field}"), message)
+            }
+            other => invalid("policy", other.to_string()),
+        })?;
+        let trains = !matches!(self.policy, PolicySpec::JustInTime { .. });
+        if trains && !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(invalid(
                 "learning_rate",
                 format!("is {}; allowed: a finite value > 0", self.learning_rate),
@@ -474,7 +516,7 @@ impl TrainConfig {
             return Err(invalid("max_seconds", "allowed: ≥ 0 (0 = no limit)"));
         }
         match &self.lr_schedule {
-            LrSchedule::Constant => {}
+            LrSchedule::Constant {} => {}
             LrSchedule::Step {
                 every_epochs,
                 factor,
@@ -504,7 +546,7 @@ impl TrainConfig {
     /// The learning rate of epoch `epoch` (0-based).
     pub fn learning_rate_at(&self, epoch: usize) -> f32 {
         match &self.lr_schedule {
-            LrSchedule::Constant => self.learning_rate,
+            LrSchedule::Constant {} => self.learning_rate,
             LrSchedule::Step {
                 every_epochs,
                 factor,

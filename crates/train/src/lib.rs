@@ -2,8 +2,10 @@
 //! experiment harness.
 //!
 //! Read in this order: [`config`] (what a run is), [`rollout`] (a policy simulated on the tape or
-//! tape-free), [`trainer`] (the HDPO loop), [`checkpoint`] (resume).
+//! tape-free), [`trainer`] (the HDPO loop), [`checkpoint`] (resume), [`budget`] (memory and time
+//! estimates before a run starts).
 
+pub mod budget;
 pub mod checkpoint;
 pub mod config;
 pub mod memo;
@@ -14,8 +16,12 @@ pub mod rollout;
 pub mod run;
 pub mod trainer;
 
-pub use checkpoint::{Checkpoint, write_atomic};
+pub use budget::Limits;
+pub use checkpoint::{Checkpoint, retry_once, write_atomic};
 pub use config::{LrSchedule, TrainConfig, TrainConfigError};
 pub use rollout::{PolicyEvaluator, RolloutPeriods, TapeRollout, rollout_on_tape};
 pub use run::RunDir;
-pub use trainer::{Best, EpochRecord, StopReason, TrainError, Trainer, evaluate_policy};
+pub use trainer::{
+    Best, DIVERGENCE_FACTOR, EpochRecord, StopReason, TrainError, Trainer, evaluate_policy,
+    parameter_limit,
+};

@@ -802,6 +802,7 @@ impl OptimumCache {
             solved: solved.clone(),
         };
         let text = serde_json::to_string_pretty(&entry).expect("an entry serialises");
+        crate::checkpoint::remove_stale_temp_files(&self.dir);
         write_atomic(&self.path(problem), text.as_bytes())
     }
 }

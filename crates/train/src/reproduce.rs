@@ -17,10 +17,13 @@
 //! A cell is skipped when its record exists, says "done", and was produced by the same resolved
 //! configuration (a fingerprint of the configuration TOML is stored in the record; so changing the
 //! scale or an override re-runs it). Policies that cannot be built (`PolicyError::Unsupported`,
-//! unknown kinds) are recorded as "unavailable: \<reason\>"; any other error or a panic as "failed:
-//! \<reason\>"; both are retried by the next run.
+//! unknown kinds) are recorded as "unavailable: \<reason\>"; any other error (a diverging cell, a
+//! cell too large for the machine's memory) or a panic as "failed: \<reason\>"; both are retried
+//! by the next run. A file that cannot be written (checkpoint, record, tables; after one retry)
+//! stops the whole run at once with [`ReproduceError::Output`]: the next cells would fail alike.
 
-use crate::checkpoint::{Checkpoint, write_atomic};
+use crate::budget::Limits;
+use crate::checkpoint::{Checkpoint, remove_stale_temp_files, retry_once, write_atomic};
 use crate::config::TrainConfig;
 use crate::optimum::{self, OptimumCache, ReferenceKind};
 use crate::published::{self, Published};
@@ -446,6 +449,19 @@ pub struct ReproduceOptions {
     pub cache: Option<OptimumCache>,
     /// The command line to print in `results.md`.
     pub command: String,
+    /// Memory and time every cell is checked against before it trains (`--force`).
+    pub limits: Limits,
+}
+
+/// Why [`run_experiment`] stopped with an error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReproduceError {
+    /// Bad options or overrides: nothing was trained.
+    #[error("{0}")]
+    Input(String),
+    /// A file of the run could not be written (after one retry); finished cells are recorded.
+    #[error("{0}")]
+    Output(String),
 }
 
 /// Outcome of a cell.
@@ -673,7 +689,7 @@ pub fn run_experiment(
     options: &ReproduceOptions,
     stop: &AtomicBool,
     on_event: impl FnMut(Event<'_>),
-) -> Result<Summary, String> {
+) -> Result<Summary, ReproduceError> {
     run_cells(
         experiment.name(),
         experiment.description(),
@@ -693,10 +709,12 @@ pub fn run_cells(
     options: &ReproduceOptions,
     stop: &AtomicBool,
     mut on_event: impl FnMut(Event<'_>),
-) -> Result<Summary, String> {
+) -> Result<Summary, ReproduceError> {
     let dir = experiment_dir(&options.out, name);
     std::fs::create_dir_all(dir.join("cells"))
-        .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        .map_err(|e| ReproduceError::Input(format!("cannot create `{}`: {e}", dir.display())))?;
+    remove_stale_temp_files(&dir);
+    remove_stale_temp_files(&dir.join("cells"));
     let mut plan: Vec<&Cell> = cells
         .iter()
         .filter(|c| {
@@ -711,11 +729,11 @@ pub fn run_cells(
     }
     if plan.is_empty() {
         let ids: Vec<&str> = cells.iter().take(6).map(|c| c.id.as_str()).collect();
-        return Err(format!(
+        return Err(ReproduceError::Input(format!(
             "no cell of `{name}` matches --filter {:?} (cell ids look like: {}, …)",
             options.filter.as_deref().unwrap_or(""),
             ids.join(", ")
-        ));
+        )));
     }
     // Resolve every configuration first: a bad override fails before any training.
     let configs: Vec<Result<TrainConfig, String>> = plan
@@ -726,7 +744,7 @@ pub fn run_cells(
         if let Err(e) = config
             && e.starts_with("--set")
         {
-            return Err(format!("cell {}: {e}", cell.id));
+            return Err(ReproduceError::Input(format!("cell {}: {e}", cell.id)));
         }
     }
     let done_before = plan
@@ -783,12 +801,21 @@ pub fn run_cells(
                         scale,
                         &run_dir,
                         cache,
+                        &options.limits,
                         stop,
                         &mut on_epoch,
                     )
                 }));
                 match result {
-                    Ok(outcome) => outcome,
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(output)) => {
+                        // the tables still show the cells finished so far
+                        let _ = write_tables(&dir, name, description, cells, options);
+                        return Err(ReproduceError::Output(format!(
+                            "cell {}: {output}",
+                            cell.id
+                        )));
+                    }
                     Err(panic) => {
                         let message = panic
                             .downcast_ref::<String>()
@@ -820,7 +847,8 @@ pub fn run_cells(
             break;
         };
         let text = serde_json::to_string_pretty(&record).expect("a record serialises");
-        write_atomic(&record_path(&dir, &cell.id), text.as_bytes())?;
+        retry_once(|| write_atomic(&record_path(&dir, &cell.id), text.as_bytes()))
+            .map_err(ReproduceError::Output)?;
         match record.status {
             CellStatus::Done => summary.ran += 1,
             CellStatus::Unavailable => summary.unavailable += 1,
@@ -832,9 +860,11 @@ pub fn run_cells(
             record: &record,
             skipped: false,
         });
-        write_tables(&dir, name, description, cells, options)?;
+        retry_once(|| write_tables(&dir, name, description, cells, options))
+            .map_err(ReproduceError::Output)?;
     }
-    write_tables(&dir, name, description, cells, options)?;
+    retry_once(|| write_tables(&dir, name, description, cells, options))
+        .map_err(ReproduceError::Output)?;
     Ok(summary)
 }
 
@@ -885,7 +915,8 @@ fn failed_record(
     }
 }
 
-/// Trains and tests one cell; `None` when interrupted (the checkpoint is kept for the next run).
+/// Trains and tests one cell; `Ok(None)` when interrupted (the checkpoint is kept for the next
+/// run); `Err` when a file of the cell cannot be written (after one retry).
 #[allow(clippy::too_many_arguments)]
 fn run_cell(
     experiment: &str,
@@ -894,14 +925,15 @@ fn run_cell(
     scale: Scale,
     run_dir: &Path,
     cache: Option<&OptimumCache>,
+    limits: &Limits,
     stop: &AtomicBool,
     on_epoch: &mut dyn FnMut(&EpochRecord, usize),
-) -> Option<CellRecord> {
+) -> Result<Option<CellRecord>, String> {
     let print = fingerprint(&config);
     let fail = |status: CellStatus, reason: String| {
-        Some(failed_record(
+        Ok(Some(failed_record(
             experiment, cell, scale, &print, status, reason,
-        ))
+        )))
     };
     let reference = match optimum::reference_for(&config.setting, cache) {
         Ok(reference) => reference,
@@ -915,10 +947,10 @@ fn run_cell(
     let resumed = Checkpoint::load(&checkpoint_path)
         .ok()
         .filter(|c| c.config == config)
-        .and_then(|c| Trainer::resume(c).ok());
+        .and_then(|c| Trainer::resume_within(c, limits).ok());
     let mut trainer = match resumed {
         Some(trainer) => trainer,
-        None => match Trainer::new(config.clone()) {
+        None => match Trainer::new_within(config.clone(), limits) {
             Ok(trainer) => trainer,
             Err(TrainError::Policy(
                 e @ (PolicyError::Unsupported { .. } | PolicyError::MissingFeature { .. }),
@@ -927,25 +959,22 @@ fn run_cell(
         },
     };
     let max_epochs = trainer.config.max_epochs;
-    let mut save_error = None;
-    let outcome = trainer.run(stop, |t, record| {
+    let save = |t: &Trainer| retry_once(|| t.checkpoint().save(&checkpoint_path));
+    let outcome = trainer.try_run(stop, |t, record| {
         on_epoch(record, max_epochs);
-        if record.dev_cost.is_some()
-            && let Err(e) = t.checkpoint().save(&checkpoint_path)
-        {
-            save_error = Some(e);
+        if record.dev_cost.is_some() {
+            save(t)?;
         }
+        Ok(())
     });
     let reason = match outcome {
         Ok(reason) => reason,
+        Err(TrainError::Output(e)) => return Err(e),
         Err(e) => return fail(CellStatus::Failed, e.to_string()),
     };
-    if let Some(e) = save_error {
-        return fail(CellStatus::Failed, e);
-    }
     if reason == StopReason::Interrupted {
-        let _ = trainer.checkpoint().save(&checkpoint_path);
-        return None;
+        save(&trainer)?;
+        return Ok(None);
     }
     let train_seconds = trainer.elapsed_seconds();
     let dev = match trainer.evaluate(Split::Dev, true) {
@@ -959,13 +988,15 @@ fn run_cell(
     };
     let test_seconds = t0.elapsed().as_secs_f64();
     let line = reference.curve_line();
-    let _ = dir.write_metrics(&trainer.history);
-    let _ = dir.write_curve(
-        &format!("{experiment} · {}", cell.id),
-        &trainer.history,
-        line.as_ref().map(|(v, l)| (*v, l.as_str())),
-    );
-    let _ = trainer.checkpoint().save(&checkpoint_path);
+    retry_once(|| dir.write_metrics(&trainer.history))?;
+    retry_once(|| {
+        dir.write_curve(
+            &format!("{experiment} · {}", cell.id),
+            &trainer.history,
+            line.as_ref().map(|(v, l)| (*v, l.as_str())),
+        )
+    })?;
+    save(&trainer)?;
     let known = reference.known();
     let seconds_to_1pct_dev = known.and_then(|(cost, _)| {
         trainer
@@ -975,7 +1006,7 @@ fn run_cell(
             .map(|r| r.elapsed_seconds)
     });
     let sizes = trainer.config.setting.splits;
-    Some(CellRecord {
+    Ok(Some(CellRecord {
         format: CELL_FORMAT.into(),
         experiment: experiment.into(),
         id: cell.id.clone(),
@@ -1000,7 +1031,7 @@ fn run_cell(
             "{} × {} ({} ignored)",
             sizes.test.n_samples, sizes.test.periods, sizes.test.ignore_periods
         ),
-    })
+    }))
 }
 
 /// A cell with its record (when it has one at the current scale and configuration).

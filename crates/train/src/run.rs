@@ -1,4 +1,5 @@
-//! Run directories: what `hdpo train` leaves behind. Every file is written atomically.
+//! Run directories: what `hdpo train` leaves behind. Every file is written atomically and durably
+//! (temporary file, flush, rename, flush of the directory).
 //!
 //! | file | content |
 //! |---|---|
@@ -20,19 +21,24 @@ use std::path::{Path, PathBuf};
 pub struct RunDir {
     /// Its path.
     pub path: PathBuf,
+    /// Temporary files of killed writers that [`RunDir::create`] removed.
+    pub stale_removed: Vec<PathBuf>,
 }
 
 impl RunDir {
-    /// Creates (or reuses) the directory and checks it is writable.
+    /// Creates (or reuses) the directory, removes the temporary files that writers killed
+    /// mid-write left in it ([`crate::checkpoint::remove_stale_temp_files`]) and checks it is
+    /// writable.
     pub fn create(path: &Path) -> Result<RunDir, String> {
         std::fs::create_dir_all(path)
             .map_err(|e| format!("cannot create output directory `{}`: {e}", path.display()))?;
-        let probe = path.join(".hdpo-write-test");
-        std::fs::write(&probe, b"ok")
+        let stale_removed = crate::checkpoint::remove_stale_temp_files(path);
+        write_atomic(&path.join(".hdpo-write-test"), b"ok")
             .map_err(|e| format!("output directory `{}` is not writable: {e}", path.display()))?;
-        let _ = std::fs::remove_file(probe);
+        let _ = std::fs::remove_file(path.join(".hdpo-write-test"));
         Ok(RunDir {
             path: path.to_path_buf(),
+            stale_removed,
         })
     }
 

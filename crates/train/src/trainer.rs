@@ -7,6 +7,7 @@
 //! evaluator; the best-on-dev parameters are kept; training stops early after `patience_epochs`
 //! without improvement. [`Trainer::test`] evaluates the best parameters on the test split.
 
+use crate::budget::{self, Limits};
 use crate::checkpoint::Checkpoint;
 use crate::config::TrainConfig;
 use crate::rollout::{PolicyEvaluator, RolloutPeriods, rollout_on_tape};
@@ -60,10 +61,29 @@ pub enum TrainError {
     /// A checkpoint could not be used.
     #[error("{0}")]
     Checkpoint(String),
+    /// The run would need more memory or time than allowed ([`crate::budget`]); nothing large
+    /// was allocated.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The run diverged: its loss grew past [`DIVERGENCE_FACTOR`] × its first epoch's, or a
+    /// parameter left the sane range ([`parameter_limit`]). The parameters of the failing epoch
+    /// are not kept anywhere.
+    #[error("epoch {epoch}: training diverged: {reason}")]
+    Diverged {
+        /// Epoch of the failure.
+        epoch: usize,
+        /// What left its range.
+        reason: String,
+    },
+    /// Writing the run's files (checkpoint, metrics, policy) failed; reported by the `on_epoch`
+    /// callback of [`Trainer::try_run`].
+    #[error("{0}")]
+    Output(String),
 }
 
 /// What happened in one epoch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EpochRecord {
     /// Epoch index (0-based).
     pub epoch: usize,
@@ -85,6 +105,7 @@ pub struct EpochRecord {
 
 /// The best parameters seen on dev.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Best {
     /// Epoch at which they were evaluated.
     pub epoch: usize,
@@ -134,6 +155,37 @@ pub struct Trainer {
     dev_demand: Option<SplitDemand>,
     shards: ShardedTapes,
     started: Instant,
+    /// [`parameter_limit`] of the setting.
+    limit: f64,
+    /// The memory and time the run was estimated to need when it started.
+    pub estimate: budget::Estimate,
+}
+
+/// A run has diverged when the mean loss of an epoch exceeds this multiple of the first epoch's
+/// (in absolute value, the first taken as at least 1).
+pub const DIVERGENCE_FACTOR: f64 = 1e3;
+
+/// The largest magnitude a parameter of a sane policy of `setting` reaches:
+/// `10⁶ × max(1, Σ_s mean demand_s) × (store pipeline length + 1)` — a million times the demand
+/// over a lead time, for base-stock levels; network weights stay far below it. Parameters past it
+/// (e.g. a base-stock level of 10³⁰ after a too-large step) stop the run.
+pub fn parameter_limit(setting: &hdpo_sim::config::Setting) -> f64 {
+    let Ok(instance) = setting.instance() else {
+        return 1e12;
+    };
+    let demand: f64 = instance.mean.iter().sum::<f64>().max(1.0);
+    1e6 * demand * (instance.pipeline.store as f64 + 1.0)
+}
+
+/// The first parameter value outside `±limit` (or not finite): `(name, value)`.
+fn parameter_out_of_range(params: &ParamStore, limit: f64) -> Option<(String, f32)> {
+    params.ids().find_map(|id| {
+        params
+            .value(id)
+            .iter()
+            .find(|v| !(v.is_finite() && (v.abs() as f64) <= limit))
+            .map(|&v| (params.name(id).to_string(), v))
+    })
 }
 
 /// The most memory the trainer spends on keeping the dev split's demand (256 MiB; the default
@@ -149,19 +201,53 @@ fn mix(seed: u64, salt: u64) -> u64 {
 }
 
 impl Trainer {
-    /// A fresh run: builds the policy (initialised from `config.seed`) and the training data.
+    /// A fresh run: builds the policy (initialised from `config.seed`) and the training data,
+    /// after checking that the run fits the machine's memory and a sane time
+    /// ([`Limits::machine`]).
     pub fn new(config: TrainConfig) -> Result<Trainer, TrainError> {
+        Trainer::new_within(config, &Limits::machine())
+    }
+
+    /// [`Trainer::new`] with explicit limits: the memory and time the run needs are estimated
+    /// ([`crate::budget`]) before the network and the data are allocated, and a run over `limits`
+    /// is refused ([`TrainError::TooLarge`]) unless they are forced.
+    pub fn new_within(config: TrainConfig, limits: &Limits) -> Result<Trainer, TrainError> {
         config.validate()?;
         let shape = NetworkShape::from_setting(&config.setting)?;
+        limits
+            .check("this run", &budget::before_building(&config, &shape))
+            .map_err(TrainError::TooLarge)?;
         let mut params = ParamStore::new();
         let mut rng = Pcg64Mcg::seed_from_u64(mix(config.seed, 1));
         let policy = Policy::build(config.policy.clone(), &shape, &mut params, &mut rng)?;
+        let limit = parameter_limit(&config.setting);
+        if let Some((name, value)) = parameter_out_of_range(&params, limit) {
+            return Err(TrainError::Config(
+                crate::config::TrainConfigError::Invalid {
+                    field: "policy".into(),
+                    message: format!(
+                        "its initial parameter `{name}` is {value}; allowed: |value| ≤ {limit:.3e} \
+                     for this setting"
+                    ),
+                },
+            ));
+        }
+        let tape = budget::measure_tape(&config, &policy, &params)?;
+        let estimate = budget::training(
+            &config,
+            &policy,
+            &params,
+            tape,
+            rayon::current_num_threads(),
+        );
+        limits
+            .check("this run", &estimate)
+            .map_err(TrainError::TooLarge)?;
         let adam = Adam::new(&params, config.learning_rate);
         let train_data = Scenario::generate(&config.setting, Split::Train)?;
-        let batch = config.setting.splits.train.batch_size;
         // at least two shards so both cores of a 2-core machine work; fixed by the config, never by
         // the thread count, so the run is the same on any number of threads
-        let n_shards = batch.div_ceil(config.shard_rows).max(2).min(batch);
+        let n_shards = budget::training_shards(&config);
         let dev_demand = keep_dev_demand(&config, &policy, &params)?;
         Ok(Trainer {
             config,
@@ -176,13 +262,21 @@ impl Trainer {
             dev_demand,
             shards: ShardedTapes::new(n_shards),
             started: Instant::now(),
+            limit,
+            estimate,
         })
     }
 
     /// Continues a run from a checkpoint (same configuration, parameters, optimizer state, epoch
     /// and best-so-far); the rest of the run is bit-identical to an uninterrupted one.
     pub fn resume(checkpoint: Checkpoint) -> Result<Trainer, TrainError> {
-        let mut trainer = Trainer::new(checkpoint.config.clone())?;
+        Trainer::resume_within(checkpoint, &Limits::machine())
+    }
+
+    /// [`Trainer::resume`] with explicit limits (see [`Trainer::new_within`]).
+    pub fn resume_within(checkpoint: Checkpoint, limits: &Limits) -> Result<Trainer, TrainError> {
+        checkpoint.check().map_err(TrainError::Checkpoint)?;
+        let mut trainer = Trainer::new_within(checkpoint.config.clone(), limits)?;
         if !trainer.params.same_layout(&checkpoint.params) {
             return Err(TrainError::Checkpoint(
                 "checkpoint parameters do not match the policy built from its configuration".into(),
@@ -231,27 +325,55 @@ impl Trainer {
         stop: &AtomicBool,
         mut on_epoch: impl FnMut(&Trainer, &EpochRecord),
     ) -> Result<StopReason, TrainError> {
+        self.try_run(stop, |trainer, record| {
+            on_epoch(trainer, record);
+            Ok(())
+        })
+    }
+
+    /// [`Trainer::run`] with a fallible `on_epoch`: an error (e.g. a checkpoint that cannot be
+    /// written) stops the run at once with [`TrainError::Output`].
+    ///
+    /// The stop conditions are checked before every epoch, in this order: early stopping (the
+    /// best dev cost is `patience_epochs` old at a dev epoch), the time budget, `max_epochs`, then
+    /// the `stop` flag — so a resumed run that had already stopped stops again at once, and a
+    /// `stop` raised during the last epoch still reports why training ended.
+    pub fn try_run(
+        &mut self,
+        stop: &AtomicBool,
+        mut on_epoch: impl FnMut(&Trainer, &EpochRecord) -> Result<(), String>,
+    ) -> Result<StopReason, TrainError> {
         if !self.policy.trainable() {
             return Ok(StopReason::NotTrainable);
         }
-        while self.epoch < self.config.max_epochs {
+        loop {
+            if let Some(reason) = self.finished() {
+                return Ok(reason);
+            }
             if stop.load(Ordering::SeqCst) {
                 return Ok(StopReason::Interrupted);
             }
             let record = self.train_epoch()?;
-            on_epoch(self, &record);
-            if let Some(best) = &self.best
-                && self.config.patience_epochs > 0
-                && record.dev_cost.is_some()
-                && self.epoch - 1 - best.epoch >= self.config.patience_epochs
-            {
-                return Ok(StopReason::EarlyStopping);
-            }
-            if self.config.max_seconds > 0.0 && self.elapsed_seconds() >= self.config.max_seconds {
-                return Ok(StopReason::TimeBudget);
-            }
+            on_epoch(self, &record).map_err(TrainError::Output)?;
         }
-        Ok(StopReason::MaxEpochs)
+    }
+
+    /// Why training is over, if it is (see [`Trainer::try_run`]).
+    fn finished(&self) -> Option<StopReason> {
+        if let (Some(best), Some(last)) = (&self.best, self.history.last())
+            && self.config.patience_epochs > 0
+            && last.dev_cost.is_some()
+            && self.epoch - 1 - best.epoch >= self.config.patience_epochs
+        {
+            return Some(StopReason::EarlyStopping);
+        }
+        if self.config.max_seconds > 0.0
+            && !self.history.is_empty()
+            && self.elapsed_seconds() >= self.config.max_seconds
+        {
+            return Some(StopReason::TimeBudget);
+        }
+        (self.epoch >= self.config.max_epochs).then_some(StopReason::MaxEpochs)
     }
 
     /// One epoch: shuffled batches, one Adam step each, then dev evaluation on dev epochs.
@@ -311,9 +433,33 @@ impl Trainer {
                 grads.global_norm()
             };
             self.adam.step(&mut self.params, &grads);
+            if let Some((name, value)) = parameter_out_of_range(&self.params, self.limit) {
+                return Err(TrainError::Diverged {
+                    epoch,
+                    reason: format!(
+                        "parameter `{name}` reached {value:e}, outside the sane range ±{:.1e} for \
+                         this setting (try a smaller learning_rate, or grad_clip)",
+                        self.limit
+                    ),
+                });
+            }
             loss_sum += loss;
             norm_sum += norm;
             n_batches += 1;
+        }
+        let train_loss = loss_sum / n_batches as f64;
+        if let Some(first) = self.history.first() {
+            let bound = DIVERGENCE_FACTOR * first.train_loss.abs().max(1.0);
+            if train_loss.abs() > bound {
+                return Err(TrainError::Diverged {
+                    epoch,
+                    reason: format!(
+                        "the train loss {train_loss:.4e} is over {DIVERGENCE_FACTOR} × the first \
+                         epoch's {:.4} (try a smaller learning_rate, or grad_clip)",
+                        first.train_loss
+                    ),
+                });
+            }
         }
         let dev_cost = if epoch.is_multiple_of(self.config.dev_every) {
             let report = self.evaluate(Split::Dev, false)?;
@@ -332,7 +478,7 @@ impl Trainer {
         self.epoch += 1;
         let record = EpochRecord {
             epoch,
-            train_loss: loss_sum / n_batches as f64,
+            train_loss,
             train_cost: reported_sum / (n * (periods - ignore) * s) as f64,
             dev_cost,
             best_dev_cost: self.best.as_ref().map(|b| b.dev_cost),

@@ -46,6 +46,7 @@ fn options(dir: &std::path::Path, filter: &str) -> ReproduceOptions {
         overrides: tiny(),
         cache: Some(OptimumCache::new(dir.join("cache"))),
         command: format!("test --filter {filter}"),
+        limits: hdpo_train::Limits::machine(),
     }
 }
 
@@ -228,11 +229,15 @@ fn bad_names_and_filters_give_clear_errors() {
     let dir = temp_dir("filter");
     let mut opts = options(&dir, "no-such-cell");
     let stop = AtomicBool::new(false);
-    let e = run_experiment(Experiment::OneStoreLost, &opts, &stop, |_| {}).unwrap_err();
+    let e = run_experiment(Experiment::OneStoreLost, &opts, &stop, |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no cell") && e.contains("L1-p4"), "{e}");
     opts.filter = Some("L1-p4-".into());
     opts.overrides.push(("no_such_key".into(), "1".into()));
-    let e = run_experiment(Experiment::OneStoreLost, &opts, &stop, |_| {}).unwrap_err();
+    let e = run_experiment(Experiment::OneStoreLost, &opts, &stop, |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no_such_key"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -201,7 +201,9 @@ fn exploding_training_stops_with_an_error_and_keeps_finite_parameters() {
     let mut t = Trainer::new(config).unwrap();
     let result = t.run(&AtomicBool::new(false), |_, _| {});
     match result {
-        Err(TrainError::NonFinite { .. }) | Err(TrainError::Step { .. }) => {}
+        Err(TrainError::NonFinite { .. })
+        | Err(TrainError::Step { .. })
+        | Err(TrainError::Diverged { .. }) => {}
         other => panic!("expected a non-finite error, got {other:?}"),
     }
     assert!(
