@@ -252,6 +252,7 @@ mod tests {
             hidden: vec![MAX_WIDTH + 1],
             activation: crate::mlp::Activation::Elu,
             transshipment: false,
+            demand_scaling: false,
         };
         assert!(spec.validate().is_err());
         let spec = PolicySpec::Gnn {
@@ -260,6 +261,7 @@ mod tests {
             rounds: Some(1_000_000),
             transshipment: false,
             output_bias: 5.0,
+            demand_scaling: false,
         };
         let err = spec.validate().unwrap_err().to_string();
         assert!(

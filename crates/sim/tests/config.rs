@@ -75,6 +75,7 @@ fn every_embedded_setting_validates_and_round_trips() {
             "one_warehouse_lost",
             "transshipment_backlogged",
             "many_warehouses_lost",
+            "identical_stores_lost",
         ]
     );
     for info in list_settings() {
@@ -89,6 +90,54 @@ fn every_embedded_setting_validates_and_round_trips() {
         assert_ne!(s.seed(Split::Train), s.seed(Split::Dev));
         assert_ne!(s.seed(Split::Dev), s.seed(Split::Test));
     }
+}
+
+#[test]
+fn generated_many_warehouse_networks_follow_the_paper_and_round_trip() {
+    use hdpo_sim::settings::{MANY_WAREHOUSE_SIZES, many_warehouse_adjacency, many_warehouses};
+    for (w, n) in MANY_WAREHOUSE_SIZES {
+        let s = setting(&format!("many_warehouses_lost_{w}x{n}")).unwrap();
+        assert_eq!(s, many_warehouses(w, n).unwrap());
+        let instance = s.instance().unwrap();
+        assert_eq!((instance.n_warehouses, instance.n_stores), (w, n));
+        let text = s.to_toml_string().unwrap();
+        assert_eq!(Setting::from_toml_str(&text).unwrap(), s, "{w}x{n} round-trips");
+        if w == 2 {
+            // the reference's own adjacency
+            assert_eq!(s, setting("many_warehouses_lost").unwrap());
+            continue;
+        }
+        let table = many_warehouse_adjacency(w, n);
+        assert_eq!(table, many_warehouse_adjacency(w, n), "the table is fixed");
+        for (store, row) in table.iter().enumerate() {
+            let edges: Vec<u32> = row.iter().copied().filter(|&l| l > 0).collect();
+            assert!((1..=2).contains(&edges.len()), "store {store}: {row:?}");
+            assert!(edges.iter().all(|l| (1..=6).contains(l)), "store {store}: {row:?}");
+            assert!(row[store % w] > 0, "store {store} is served by warehouse {}", store % w);
+            for (wh, &l) in row.iter().enumerate() {
+                assert_eq!(instance.adjacency[wh][store], l > 0);
+            }
+        }
+        let toml: toml::Value = toml::from_str(&text).unwrap();
+        let warehouses = &toml["warehouses"];
+        let expected_holding: Vec<f64> = (0..w).map(|k| 0.3 + 0.1 * k as f64).collect();
+        let expected_edge: Vec<f64> = (0..w).map(|k| 0.5 + k as f64).collect();
+        let read = |v: &toml::Value| -> Vec<f64> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_float().or(x.as_integer().map(|i| i as f64)).unwrap())
+                .collect()
+        };
+        for (got, want) in read(&warehouses["holding_cost"]).iter().zip(&expected_holding) {
+            assert!((got - want).abs() < 1e-9, "{w}x{n} holding {got} vs {want}");
+        }
+        for (got, want) in read(&warehouses["edge_cost"]).iter().zip(&expected_edge) {
+            assert!((got - want).abs() < 1e-9, "{w}x{n} edge cost {got} vs {want}");
+        }
+    }
+    let err = setting("many_warehouses_lost_3x21").unwrap_err().to_string();
+    assert!(err.contains("2x10, 3x20"), "{err}");
 }
 
 #[test]

@@ -53,6 +53,12 @@ const SUPPORT: &[(&str, [bool; 10])] = &[
             false, false, false, false, false, true, false, true, false, false,
         ],
     ),
+    (
+        "identical_stores_lost",
+        [
+            true, true, true, false, false, false, false, true, false, true,
+        ],
+    ),
 ];
 
 #[test]
