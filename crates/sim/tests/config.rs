@@ -101,7 +101,11 @@ fn generated_many_warehouse_networks_follow_the_paper_and_round_trip() {
         let instance = s.instance().unwrap();
         assert_eq!((instance.n_warehouses, instance.n_stores), (w, n));
         let text = s.to_toml_string().unwrap();
-        assert_eq!(Setting::from_toml_str(&text).unwrap(), s, "{w}x{n} round-trips");
+        assert_eq!(
+            Setting::from_toml_str(&text).unwrap(),
+            s,
+            "{w}x{n} round-trips"
+        );
         if w == 2 {
             // the reference's own adjacency
             assert_eq!(s, setting("many_warehouses_lost").unwrap());
@@ -112,8 +116,15 @@ fn generated_many_warehouse_networks_follow_the_paper_and_round_trip() {
         for (store, row) in table.iter().enumerate() {
             let edges: Vec<u32> = row.iter().copied().filter(|&l| l > 0).collect();
             assert!((1..=2).contains(&edges.len()), "store {store}: {row:?}");
-            assert!(edges.iter().all(|l| (1..=6).contains(l)), "store {store}: {row:?}");
-            assert!(row[store % w] > 0, "store {store} is served by warehouse {}", store % w);
+            assert!(
+                edges.iter().all(|l| (1..=6).contains(l)),
+                "store {store}: {row:?}"
+            );
+            assert!(
+                row[store % w] > 0,
+                "store {store} is served by warehouse {}",
+                store % w
+            );
             for (wh, &l) in row.iter().enumerate() {
                 assert_eq!(instance.adjacency[wh][store], l > 0);
             }
@@ -129,14 +140,22 @@ fn generated_many_warehouse_networks_follow_the_paper_and_round_trip() {
                 .map(|x| x.as_float().or(x.as_integer().map(|i| i as f64)).unwrap())
                 .collect()
         };
-        for (got, want) in read(&warehouses["holding_cost"]).iter().zip(&expected_holding) {
+        for (got, want) in read(&warehouses["holding_cost"])
+            .iter()
+            .zip(&expected_holding)
+        {
             assert!((got - want).abs() < 1e-9, "{w}x{n} holding {got} vs {want}");
         }
         for (got, want) in read(&warehouses["edge_cost"]).iter().zip(&expected_edge) {
-            assert!((got - want).abs() < 1e-9, "{w}x{n} edge cost {got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-9,
+                "{w}x{n} edge cost {got} vs {want}"
+            );
         }
     }
-    let err = setting("many_warehouses_lost_3x21").unwrap_err().to_string();
+    let err = setting("many_warehouses_lost_3x21")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("2x10, 3x20"), "{err}");
 }
 
