@@ -362,8 +362,15 @@ impl TrainConfig {
                 // softplus(ln(e − 1)) = 1: an untrained net asks for one period of mean demand
                 *output_bias = (std::f32::consts::E - 1.0).ln();
             }
-            PolicySpec::VanillaWarehouse { demand_scaling, .. } => {
+            PolicySpec::VanillaWarehouse {
+                demand_scaling,
+                hidden,
+                ..
+            } => {
                 *demand_scaling = true;
+                // the v3 study's vanilla net (the fork's 3 × 256; the repository's 3 × 512 costs
+                // four times the multiply-adds)
+                *hidden = vec![256; 3];
                 self.learning_rate = 1e-3;
             }
             PolicySpec::SymmetryAware { demand_scaling, .. } => *demand_scaling = true,

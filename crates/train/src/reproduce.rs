@@ -194,6 +194,8 @@ fn p_text(p: f64) -> String {
 }
 
 const PENALTIES: [f64; 4] = [4.0, 9.0, 19.0, 39.0];
+/// Dev and test scenarios of the sample-efficiency cells at full scale (the v3 study's 4,096).
+const V3_EVAL_SAMPLES: usize = 4096;
 const SCENARIOS: [usize; 3] = [128, 1024, 8192];
 const STORE_COUNTS: [usize; 6] = [3, 5, 10, 20, 30, 50];
 
@@ -608,6 +610,14 @@ pub fn cell_config(
             if let Some(n) = cell.scenarios {
                 splits.train.n_samples = n;
                 splits.train.batch_size = splits.train.batch_size.min(n);
+            }
+            // the v3 study's evaluation sets (spec §4: dev and test 4,096 scenarios) for every
+            // cell of the sample-efficiency grids, whose costs are per store per period
+            if cell.scenarios.is_some() {
+                for split in [&mut splits.dev, &mut splits.test] {
+                    split.n_samples = split.n_samples.min(V3_EVAL_SAMPLES);
+                    split.batch_size = split.batch_size.min(split.n_samples);
+                }
             }
         }
         Scale::Smoke => {

@@ -47,9 +47,9 @@ fn first_and_best_dev(config: TrainConfig) -> (f64, f64) {
 /// Best dev costs measured once with these exact configurations (commit of the network defaults,
 /// 2026-12-07, `cargo test --release -p hdpo-train --test network_guard`), and the allowed
 /// excess. For scale: the same runs in the reference's raw units (no demand scaling, GNN output
-/// bias 5) reach 9.20 (GNN) and 32.9 (vanilla, no progress in 80 steps).
+/// bias 5) reach 9.20 (GNN) and, for the 3 × 512 vanilla net, 32.9 (no progress in 80 steps).
 const REFERENCE_DEV: [(&str, usize, f64); 2] =
-    [("gnn", 20, 6.3153), ("vanilla_warehouse", 20, 6.1093)];
+    [("gnn", 20, 6.3153), ("vanilla_warehouse", 20, 6.4411)];
 const MARGIN: f64 = 0.03;
 
 #[test]
