@@ -126,7 +126,7 @@ struct OptimumArgs {
 
 #[derive(Args)]
 struct ReproduceArgs {
-    /// one_store_lost, one_store_backlogged, serial, one_warehouse, transshipment, or all.
+    /// one_store_lost, one_store_backlogged, serial, one_warehouse, transshipment, many_warehouses, identical_stores, or all.
     experiment: String,
     /// smoke (tiny sizes, seconds per cell, not comparable to published) or full (the settings' sizes).
     #[arg(long, default_value = "smoke")]
