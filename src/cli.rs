@@ -16,7 +16,7 @@ use hdpo_train::reproduce::{
 };
 use hdpo_train::{
     Checkpoint, EpochRecord, Limits, RunDir, StopReason, TrainConfig, TrainConfigError, TrainError,
-    Trainer, evaluate_policy, retry_once,
+    Trainer, apply_setting_overrides, evaluate_policy, retry_once,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
@@ -529,11 +529,8 @@ pub fn eval(
         Some(name) => setting(name).map_err(|e| format!("--setting: {e}"))?,
         None => saved.setting.clone(),
     };
-    for (k, v) in overrides {
-        let key = k.strip_prefix("setting.").unwrap_or(k);
-        s.apply_override(key, v)
-            .map_err(|e| format!("--set {k}={v}: {e}"))?;
-    }
+    apply_setting_overrides(&mut s, overrides)
+        .map_err(|(k, v, e)| format!("--set {k}={v}: {e}"))?;
     // the policy may need features the embedded setting hides (e.g. mean/std for the GNN)
     for f in &saved.setting.observation.static_features {
         if !s.observation.static_features.contains(f) {
@@ -615,12 +612,9 @@ fn resolve_setting(
         }
         None => setting(name).map_err(|e| format!("--setting: {e}"))?,
     };
-    for (k, v) in overrides {
-        let key = k.strip_prefix("setting.").unwrap_or(k);
-        s.apply_override(key, v).map_err(|e| {
-            format!("--set {k}={v}: {e} (hdpo optimum reads setting keys only, e.g. setting.stores.lead_time)")
-        })?;
-    }
+    apply_setting_overrides(&mut s, overrides).map_err(|(k, v, e)| {
+        format!("--set {k}={v}: {e} (hdpo optimum reads setting keys only, e.g. setting.stores.lead_time)")
+    })?;
     Ok(s)
 }
 

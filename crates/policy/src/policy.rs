@@ -81,7 +81,10 @@ enum Net {
     EchelonStock {
         raw: ParamId,
     },
-    Serial(Mlp),
+    Serial {
+        mlp: Mlp,
+        demand_scaling: bool,
+    },
     Warehouse {
         mlp: Mlp,
         transshipment: bool,
@@ -210,7 +213,11 @@ impl Policy {
                     raw: params.add("echelon_stock.increments", raw),
                 }
             }
-            PolicySpec::VanillaSerial { hidden, activation } => {
+            PolicySpec::VanillaSerial {
+                hidden,
+                activation,
+                demand_scaling,
+            } => {
                 if s != 1 || w != 1 {
                     return Err(unsupported(
                         kind,
@@ -224,7 +231,10 @@ impl Policy {
                     output_activation: Activation::Sigmoid,
                     ..elu_mlp(input, hidden, e + 2, *activation)
                 };
-                Net::Serial(Mlp::new(params, "vanilla_serial", spec, rng))
+                Net::Serial {
+                    mlp: Mlp::new(params, "vanilla_serial", spec, rng),
+                    demand_scaling: *demand_scaling,
+                }
             }
             PolicySpec::VanillaWarehouse {
                 hidden,
@@ -300,7 +310,7 @@ impl Policy {
             Net::OneStore { .. } | Net::BaseStock { .. } | Net::CappedBaseStock { .. } => {
                 vec![StorePipeline]
             }
-            Net::EchelonStock { .. } | Net::Serial(_) => {
+            Net::EchelonStock { .. } | Net::Serial { .. } => {
                 vec![StorePipeline, WarehousePipeline, EchelonPipeline]
             }
             Net::Warehouse { .. } => vec![StorePipeline, WarehousePipeline],
@@ -413,7 +423,10 @@ impl Policy {
                 }
             }
             Net::EchelonStock { raw } => self.echelon_stock(tape, params, obs, *raw),
-            Net::Serial(mlp) => self.vanilla_serial(tape, params, obs, mlp),
+            Net::Serial {
+                mlp,
+                demand_scaling,
+            } => self.vanilla_serial(tape, params, obs, mlp, *demand_scaling),
             Net::Warehouse {
                 mlp,
                 transshipment,
@@ -515,11 +528,22 @@ impl Policy {
         params: &ParamStore,
         obs: &Observation,
         mlp: &Mlp,
+        demand_scaling: bool,
     ) -> TapeActions {
         let b = obs.n_samples();
         // one row per sample: store pipeline, warehouse pipeline, the echelons' pipelines
         let mut inputs = vec![obs.state.store, obs.state.warehouse.expect("serial")];
         inputs.extend(obs.state.echelon);
+        if demand_scaling {
+            let scales = DemandScales::new(obs.statics);
+            for (x, of) in
+                inputs
+                    .iter_mut()
+                    .zip([&scales.store, &scales.warehouse, &scales.echelon])
+            {
+                *x = DemandScales::divide(tape, *x, of);
+            }
+        }
         let x = tape.pack_cols(&inputs, b);
         // the MLP's output activation is the sigmoid (see `Policy::new`)
         let share = mlp.forward(tape, params, x);

@@ -45,6 +45,10 @@ pub enum PolicySpec {
         hidden: Vec<usize>,
         /// Hidden activation.
         activation: Activation,
+        /// Pipelines divided by the mean demand of the chain ([`crate::DemandScales`]) before the
+        /// MLP. `false` (and absent in older policy files) is the reference: raw units.
+        #[serde(default)]
+        demand_scaling: bool,
     },
     /// MLP for warehouse(s) + stores, softmax allocation with a keep share (§4.6).
     VanillaWarehouse {
@@ -202,6 +206,7 @@ impl PolicySpec {
             "vanilla_serial" => PolicySpec::VanillaSerial {
                 hidden: vec![32, 32],
                 activation: elu,
+                demand_scaling: false,
             },
             "vanilla_warehouse" => PolicySpec::VanillaWarehouse {
                 hidden: if transshipment {

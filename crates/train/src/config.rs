@@ -137,6 +137,32 @@ pub fn setting_key(key: &str) -> Option<&str> {
     })
 }
 
+/// Applies setting overrides `(key, value)` (keys with or without the `setting.` prefix, or a
+/// shortcut such as `lead_time`) together and validates once, so that e.g. a split's
+/// `n_samples` and `batch_size` can be lowered in either order. On error the setting is
+/// unchanged and the error names the first override that fails on its own (else the last one).
+pub fn apply_setting_overrides(
+    setting: &mut Setting,
+    overrides: &[(String, String)],
+) -> Result<(), (String, String, hdpo_sim::ConfigError)> {
+    let key = |k: &str| setting_key(k).unwrap_or(k).to_string();
+    let pairs: Vec<String> = overrides
+        .iter()
+        .map(|(k, v)| format!("{}={v}", key(k)))
+        .collect();
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    setting.apply_overrides(&pairs).map_err(|e| {
+        let (k, v) = overrides
+            .iter()
+            .find(|(k, v)| setting.clone().apply_override(&key(k), v).is_err())
+            .or(overrides.last())
+            .expect("an error comes from some override");
+        (k.clone(), v.clone(), e)
+    })
+}
+
 impl TrainConfig {
     /// Sensible defaults for a (setting, policy kind) pair.
     pub fn default_for(
@@ -219,25 +245,13 @@ impl TrainConfig {
             value: v.to_string(),
             source: Box::new(e),
         };
-        // the setting's overrides together (validated once, so that e.g. a split's `n_samples`
-        // and `batch_size` can be lowered in either order); an error names the first override
-        // that fails on its own, else the last one
-        let setting_pairs: Vec<(&String, &String, &str)> = overrides
+        let setting_pairs: Vec<(String, String)> = overrides
             .iter()
-            .filter_map(|(k, v)| setting_key(k).map(|rest| (k, v, rest)))
+            .filter(|(k, _)| setting_key(k).is_some())
+            .cloned()
             .collect();
-        if let Err(e) = setting.apply_overrides(
-            setting_pairs
-                .iter()
-                .map(|(_, v, rest)| format!("{rest}={v}")),
-        ) {
-            let (k, v, _) = setting_pairs
-                .iter()
-                .find(|(_, v, rest)| setting.clone().apply_override(rest, v).is_err())
-                .or(setting_pairs.last())
-                .expect("an error comes from some override");
-            return Err(rejected(k, v, e.into()));
-        }
+        apply_setting_overrides(&mut setting, &setting_pairs)
+            .map_err(|(k, v, e)| rejected(&k, &v, e.into()))?;
         let mut config = TrainConfig::default_for(setting, policy_kind)?;
         for (k, v) in overrides {
             config.apply_override(k, v).map_err(|e| rejected(k, v, e))?;
@@ -338,14 +352,15 @@ impl TrainConfig {
             (
                 PolicySpec::Gnn { .. }
                 | PolicySpec::VanillaWarehouse { .. }
-                | PolicySpec::SymmetryAware { .. },
+                | PolicySpec::SymmetryAware { .. }
+                | PolicySpec::VanillaSerial { .. },
                 _,
             ) => self.tune_network_defaults(),
             _ => {}
         }
     }
 
-    /// The network policies (GNN, vanilla warehouse net, symmetry-aware net): every location in
+    /// The network policies (GNN, vanilla warehouse and serial nets, symmetry-aware net): every location in
     /// units of the mean demand it serves, batches of 256, a budget of Adam steps that shrinks
     /// with the number of stores (every store of a sample is a training example for the shared
     /// weights of the GNN), a cosine decay of the rate, dev every 128 steps. Measurements:
@@ -373,7 +388,8 @@ impl TrainConfig {
                 *hidden = vec![256; 3];
                 self.learning_rate = 1e-3;
             }
-            PolicySpec::SymmetryAware { demand_scaling, .. } => *demand_scaling = true,
+            PolicySpec::SymmetryAware { demand_scaling, .. }
+            | PolicySpec::VanillaSerial { demand_scaling, .. } => *demand_scaling = true,
             _ => {}
         }
         let train = &mut self.setting.splits.train;

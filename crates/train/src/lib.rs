@@ -18,7 +18,7 @@ pub mod trainer;
 
 pub use budget::Limits;
 pub use checkpoint::{Checkpoint, retry_once, write_atomic};
-pub use config::{LrSchedule, TrainConfig, TrainConfigError};
+pub use config::{LrSchedule, TrainConfig, TrainConfigError, apply_setting_overrides};
 pub use rollout::{PolicyEvaluator, RolloutPeriods, TapeRollout, rollout_on_tape};
 pub use run::RunDir;
 pub use trainer::{
