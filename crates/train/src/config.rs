@@ -600,6 +600,90 @@ mod tests {
     }
 
     #[test]
+    fn setting_overrides_apply_together_in_any_order_and_name_the_culprit() {
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        for order in [
+            [
+                ("splits.test.n_samples", "100"),
+                ("setting.splits.test.batch_size", "50"),
+            ],
+            [
+                ("setting.splits.test.batch_size", "50"),
+                ("splits.test.n_samples", "100"),
+            ],
+        ] {
+            let mut s = hdpo_sim::settings::setting("one_store_lost").unwrap();
+            apply_setting_overrides(&mut s, &pairs(&order)).unwrap();
+            assert_eq!(
+                (s.splits.test.n_samples, s.splits.test.batch_size),
+                (100, 50)
+            );
+        }
+        let mut s = hdpo_sim::settings::setting("one_store_lost").unwrap();
+        let before = s.clone();
+        let (key, value, _) = apply_setting_overrides(
+            &mut s,
+            &pairs(&[("lead_time", "2"), ("underage_cost", "-1")]),
+        )
+        .unwrap_err();
+        assert_eq!((key.as_str(), value.as_str()), ("underage_cost", "-1"));
+        assert_eq!(s, before, "unchanged on error");
+    }
+
+    #[test]
+    fn network_defaults_budget_adam_steps_by_store_count() {
+        let config = |name: &str, policy: &str, overrides: &[(&str, &str)]| {
+            let overrides: Vec<(String, String)> = overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            TrainConfig::default_with_overrides(
+                hdpo_sim::settings::setting(name).unwrap(),
+                policy,
+                &overrides,
+            )
+            .unwrap()
+        };
+        // 8,192 scenarios in batches of 256: 32 steps per epoch
+        let five = config("one_warehouse_lost", "gnn", &[]);
+        assert_eq!(five.setting.splits.train.batch_size, 256);
+        assert_eq!((five.max_epochs, five.dev_every), (60, 4));
+        let fifty = config("one_warehouse_lost", "gnn", &[("n_stores", "50")]);
+        assert_eq!(fifty.max_epochs, 20);
+        // 128 scenarios: one step per epoch, the same step budget
+        let small = config(
+            "one_warehouse_lost",
+            "gnn",
+            &[
+                ("setting.splits.train.n_samples", "128"),
+                ("setting.splits.train.batch_size", "128"),
+            ],
+        );
+        assert_eq!((small.max_epochs, small.dev_every), (1920, 128));
+        match &five.policy {
+            PolicySpec::Gnn {
+                demand_scaling,
+                output_bias,
+                ..
+            } => {
+                assert!(*demand_scaling);
+                let softplus = (1.0 + output_bias.exp()).ln();
+                assert!((softplus - 1.0).abs() < 1e-6, "softplus(bias) = {softplus}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let vanilla = config("many_warehouses_lost", "vanilla_warehouse", &[]);
+        assert!(matches!(
+            &vanilla.policy,
+            PolicySpec::VanillaWarehouse { demand_scaling: true, hidden, .. } if hidden == &[256, 256, 256]
+        ));
+    }
+
+    #[test]
     fn one_store_mlp_scales_short_lead_time_backlogged_inputs_four_times_more() {
         // Mean demand 5 in both settings: 1/5, except backlogged with lead times ≤ 2: 1/(4 × 5)
         // (see tune_defaults).
