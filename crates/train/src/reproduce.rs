@@ -596,9 +596,11 @@ pub fn cell_config(
     // at full scale the cell's scenario count is part of the setting the defaults are derived
     // from (the network policies' epochs are a budget of Adam steps)
     let mut overrides = cell.overrides.clone();
+    // (the batch only where it must shrink: an explicit batch would also override the defaults')
     if let (Scale::Full, Some(n)) = (scale, cell.scenarios) {
-        let batch = setting.splits.train.batch_size.min(n);
-        overrides.push(("setting.splits.train.batch_size".into(), batch.to_string()));
+        if n < setting.splits.train.batch_size {
+            overrides.push(("setting.splits.train.batch_size".into(), n.to_string()));
+        }
         overrides.push(("setting.splits.train.n_samples".into(), n.to_string()));
     }
     let mut config = TrainConfig::default_with_overrides(setting, &cell.policy, &overrides)

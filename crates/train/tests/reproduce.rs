@@ -418,3 +418,39 @@ fn the_cache_key_covers_every_parameter_and_corrupt_entries_are_recomputed() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn full_scale_network_cells_keep_the_network_defaults_batch_and_step_budget() {
+    for experiment in [
+        Experiment::OneWarehouse,
+        Experiment::Transshipment,
+        Experiment::ManyWarehouses,
+        Experiment::IdenticalStores,
+    ] {
+        for cell in experiment
+            .cells()
+            .into_iter()
+            .filter(|c| c.policy == "gnn" && c.scenarios.is_some())
+        {
+            let config = hdpo_train::reproduce::cell_config(&cell, Scale::Full, &[]).unwrap();
+            let n = cell.scenarios.unwrap();
+            let train = &config.setting.splits.train;
+            assert_eq!(train.n_samples, n, "{}", cell.id);
+            assert_eq!(
+                train.batch_size,
+                n.min(256),
+                "{}: the defaults' batch",
+                cell.id
+            );
+            let steps = config.max_epochs * n.div_ceil(train.batch_size);
+            let stores = config.setting.n_stores();
+            let budget = (19_200 / stores).clamp(640, 1_920);
+            assert!(
+                steps >= budget && steps < budget + n.div_ceil(train.batch_size),
+                "{}: {steps} Adam steps for a budget of {budget}",
+                cell.id
+            );
+            assert_eq!(config.setting.splits.test.n_samples, 4096, "{}", cell.id);
+        }
+    }
+}
