@@ -444,7 +444,8 @@ fn full_scale_network_cells_keep_the_network_defaults_batch_and_step_budget() {
             );
             let steps = config.max_epochs * n.div_ceil(train.batch_size);
             let stores = config.setting.n_stores();
-            let budget = (19_200 / stores).clamp(640, 1_920);
+            let factor = if experiment == Experiment::Transshipment { 2 } else { 1 };
+            let budget = factor * (19_200 / stores).clamp(640, 1_920);
             assert!(
                 steps >= budget && steps < budget + n.div_ceil(train.batch_size),
                 "{}: {steps} Adam steps for a budget of {budget}",
