@@ -597,18 +597,16 @@ pub fn cell_config(
     scale: Scale,
     extra: &[(String, String)],
 ) -> Result<TrainConfig, String> {
-    let setting = hdpo_sim::settings::setting(&cell.setting).map_err(|e| e.to_string())?;
+    let mut setting = hdpo_sim::settings::setting(&cell.setting).map_err(|e| e.to_string())?;
     // at full scale the cell's scenario count is part of the setting the defaults are derived
-    // from (the network policies' epochs are a budget of Adam steps)
-    let mut overrides = cell.overrides.clone();
-    // (the batch only where it must shrink: an explicit batch would also override the defaults')
+    // from (the network policies' epochs are a budget of Adam steps); it is set on the setting
+    // itself, not as an override, so that the defaults' batch still applies
     if let (Scale::Full, Some(n)) = (scale, cell.scenarios) {
-        if n < setting.splits.train.batch_size {
-            overrides.push(("setting.splits.train.batch_size".into(), n.to_string()));
-        }
-        overrides.push(("setting.splits.train.n_samples".into(), n.to_string()));
+        let train = &mut setting.splits.train;
+        train.n_samples = n;
+        train.batch_size = train.batch_size.min(n);
     }
-    let mut config = TrainConfig::default_with_overrides(setting, &cell.policy, &overrides)
+    let mut config = TrainConfig::default_with_overrides(setting, &cell.policy, &cell.overrides)
         .map_err(|e| format!("cell {}: {e}", cell.id))?;
     let single = config.setting.n_stores() == 1;
     let splits = &mut config.setting.splits;

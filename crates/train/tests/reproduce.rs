@@ -422,6 +422,7 @@ fn the_cache_key_covers_every_parameter_and_corrupt_entries_are_recomputed() {
 #[test]
 fn full_scale_network_cells_keep_the_network_defaults_batch_and_step_budget() {
     for experiment in [
+        Experiment::Serial,
         Experiment::OneWarehouse,
         Experiment::Transshipment,
         Experiment::ManyWarehouses,
@@ -444,7 +445,11 @@ fn full_scale_network_cells_keep_the_network_defaults_batch_and_step_budget() {
             );
             let steps = config.max_epochs * n.div_ceil(train.batch_size);
             let stores = config.setting.n_stores();
-            let factor = if experiment == Experiment::Transshipment { 2 } else { 1 };
+            // transshipment centres and serial chains train twice the steps
+            let factor = match experiment {
+                Experiment::Transshipment | Experiment::Serial => 2,
+                _ => 1,
+            };
             let budget = factor * (19_200 / stores).clamp(640, 1_920);
             assert!(
                 steps >= budget && steps < budget + n.div_ceil(train.batch_size),
