@@ -2,7 +2,7 @@
 //! the policy acts on one period's observation of a batch recorded on a tape, the loss is the sum
 //! of its actions, and `backward` fills the parameter gradients. No dynamics — the figures isolate
 //! the network (`benches/sim.rs` times the simulator, `benches/train.rs` whole epochs). Figures in
-//! `docs/performance.md` (section "Policy architectures").
+//! `docs/performance.md` (section "Latest figures", per architecture).
 //!
 //! Run: `cargo bench --bench policy` (≈2 minutes); filter with e.g. `cargo bench --bench policy -- gnn`.
 
