@@ -273,23 +273,7 @@ impl TrainConfig {
                     .ok()
                     .map(|i| i.mean.iter().sum::<f64>() / i.mean.len().max(1) as f64);
                 // Backlogged settings with short lead times (every store lead time ≤ 2) get
-                // 1/(4 × mean) instead. The untrained net orders about softplus(1) ≈ 1.3 < mean
-                // demand, so backlog piles up (≈ −185 on-hand by period 50 at mean 5): scaled by
-                // 1/mean the inputs reach −37, and at lead time 1 the first Adam steps at lr 1e-2
-                // reach parameters where the gradient through the backlog recursion explodes
-                // (epoch-0 mean norm 3e4–2e7 instead of ≈ 200; Adam's second moments then keep
-                // later steps tiny) and training never recovers: 4 of 7 L = 1 (p, seed) pairs
-                // tried blew up, e.g. L = 1, p = 4 dev +371 % / +222 % (seeds 0 / 1), L = 1,
-                // p = 19 test +1262 %. With 1/(4 × mean) all L = 1 cells train (full scale, test
-                // gap: p = 4 +0.02 %, p = 9 +0.11 %, p = 19 +0.03 %, p = 39 +0.04 %; 1/(2 × mean)
-                // still blew up at L = 1, p = 4), but longer lead times train less precisely
-                // (test gap, 1/mean → 1/(4 × mean): L = 4, p = 19 +0.14 → +0.29 %; p = 39
-                // +0.24 → +0.35 %; L = 7, p = 19 +0.13 → +0.36 %; L = 20, p = 39 +0.18 → +0.38 %),
-                // and no blow-up was seen at L ≥ 2 with 1/mean (L = 2, 3: 5 (p, seed) pairs; L ≥ 4:
-                // 20 full-scale cells). Alternatives measured: gradient clipping alone does not
-                // help (clip 1 or 10: gradient norms stay 1e6–1e11, dev +101 % / +136 %); lr 3e-3
-                // fixes L = 1 but slows L ≥ 4 (L = 4, p = 9: +0.67 %; L = 20, p = 39: +3.6 %; lost
-                // L = 4, p = 9: +0.61 %). Lost sales keep 1/mean: on-hand never goes negative.
+                // 1/(4 × mean): docs/results.md, "Defaults of the one-store policies".
                 let short_lead_times =
                     self.setting
                         .instance()
@@ -317,9 +301,7 @@ impl TrainConfig {
                 self.lr_schedule = LrSchedule::Cosine {
                     final_fraction: 0.02,
                 };
-                // Backlogged settings train twice as long: on one_store_backlogged (L = 4, p = 9,
-                // seed 0) 40 epochs reached test 6.2832 (+0.10 % of the exact 6.2769, at the
-                // issue's bound) and 80 epochs 6.2791 (+0.04 %), 38 s of training.
+                // backlogged settings train twice as long (docs/results.md, one-store defaults)
                 self.max_epochs = if backlogged { 80 } else { 40 };
                 self.dev_every = 2;
                 self.patience_epochs = 0;
@@ -330,16 +312,9 @@ impl TrainConfig {
                 | PolicySpec::EchelonStock { .. },
                 _,
             ) => {
-                // Measured (docs/results.md, one_store_backlogged L = 1, p = 39, full scale): with
-                // the warm-up periods in the loss the level converges (gradient norm 0.005) to a
-                // policy 2.2 % above the optimum on test — the costly first periods from random
-                // initial inventories pull the level away from the steady-state optimum.
+                // the warm-up periods bias the level (docs/results.md, one-store defaults)
                 self.loss_skips_warm_up = true;
-                // Batches of 1,024 (32 Adam steps per epoch on 32,768 scenarios instead of 4):
-                // with 8,192 the level of one_store_backlogged L = 20, p = 39 (S* = 119 from an
-                // initial 10) was still climbing after 200 epochs (test +1.25 %, dev +1.63 %);
-                // with 1,024 its dev gap is +0.15 % (best at epoch 20), and L = 4, p = 9 / L = 1,
-                // p = 39 are unchanged (dev +0.01 % / +0.06 %). Measured on base stock only.
+                // batches of 1,024: 32 Adam steps per epoch instead of 4 (same section)
                 let train = &mut self.setting.splits.train;
                 train.batch_size = train.batch_size.min(1024);
                 self.max_epochs = 200;
