@@ -608,6 +608,13 @@ pub fn cell_config(
     }
     let mut config = TrainConfig::default_with_overrides(setting, &cell.policy, &cell.overrides)
         .map_err(|e| format!("cell {}: {e}", cell.id))?;
+    if let (Scale::Full, Some(n)) = (scale, cell.scenarios) {
+        // the same count again as an override, so that the setting's description notes it (and
+        // the configuration, hence the fingerprint of the committed records, is as before)
+        config
+            .apply_override("setting.splits.train.n_samples", &n.to_string())
+            .map_err(|e| format!("cell {}: {e}", cell.id))?;
+    }
     let single = config.setting.n_stores() == 1;
     let splits = &mut config.setting.splits;
     match scale {

@@ -460,3 +460,34 @@ fn full_scale_network_cells_keep_the_network_defaults_batch_and_step_budget() {
         }
     }
 }
+
+/// Every cell record committed under `results/reproduce/` was produced by the configuration the
+/// code builds for that cell today: a change of defaults that would make a committed result stale
+/// (its table row would describe another run) fails here until the cell is re-run or removed.
+#[test]
+fn committed_full_scale_records_match_the_current_cell_configurations() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../results/reproduce");
+    let mut checked = 0;
+    for experiment in Experiment::ALL {
+        let dir = root.join(experiment.name());
+        for cell in experiment.cells() {
+            let Some(record) = hdpo_train::reproduce::read_record(&dir, &cell.id) else {
+                continue;
+            };
+            if record.scale != Scale::Full {
+                continue;
+            }
+            let config = hdpo_train::reproduce::cell_config(&cell, Scale::Full, &[]).unwrap();
+            assert_eq!(
+                record.fingerprint,
+                hdpo_train::reproduce::fingerprint(&config),
+                "results/reproduce/{}/cells/{}.json is stale: re-run the cell or remove the record",
+                experiment.name(),
+                cell.id
+            );
+            checked += 1;
+        }
+    }
+    // the one-warehouse records of the GNN at 8,192 scenarios are committed
+    assert!(checked >= 3, "{checked} records checked");
+}
