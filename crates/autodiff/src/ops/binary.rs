@@ -276,14 +276,13 @@ impl Tape {
             .unwrap_or_else(|| panic!("{kind:?}: shapes {sa:?} and {sb:?} do not broadcast"));
         let mut out = self.pool.take(r, c);
         let (va, vb) = (&self.nodes[a].value, &self.nodes[b].value);
-        match kind {
-            BinaryKind::Add => zip_broadcast(&mut out, va, vb, |x, y| x + y),
-            BinaryKind::Sub => zip_broadcast(&mut out, va, vb, |x, y| x - y),
-            BinaryKind::Mul => zip_broadcast(&mut out, va, vb, |x, y| x * y),
-            BinaryKind::Div => zip_broadcast(&mut out, va, vb, |x, y| x / y),
-            BinaryKind::Min => zip_broadcast(&mut out, va, vb, |x, y| BinaryKind::Min.f(x, y)),
-            BinaryKind::Max => zip_broadcast(&mut out, va, vb, |x, y| BinaryKind::Max.f(x, y)),
+        // one monomorphised, vectorised loop per function (the kind is a constant in each)
+        macro_rules! each {
+            ($($k:ident),*) => { match kind { $(
+                BinaryKind::$k => zip_broadcast(&mut out, va, vb, |x, y| BinaryKind::$k.f(x, y)),
+            )* } };
         }
+        each!(Add, Sub, Mul, Div, Min, Max);
         let rg = self.rg(a) || self.rg(b);
         self.push(Op::Binary { kind, a, b }, out, rg)
     }
