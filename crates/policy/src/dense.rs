@@ -407,18 +407,12 @@ impl CustomOp for DenseElu {
 /// switch to an AVX2+FMA build of the same loops, and a per-thread scratch buffer for backward
 /// passes.
 mod fast {
+    use hdpo_autodiff::kernels::{elu, elu_derivative};
     use std::cell::RefCell;
 
     /// Rows per block in the fused ops: a block of 32-wide rows stays in L1/L2 between the
     /// product and the activation.
     pub(super) const CHUNK_ROWS: usize = 256;
-
-    /// ELU with α = 1: the engine's [`Unary::Elu`](hdpo_autodiff::Unary) (written without a
-    /// select, so in-place loops store whole vectors).
-    #[inline(always)]
-    pub(super) fn elu(x: f32) -> f32 {
-        hdpo_autodiff::Unary::Elu.f(x)
-    }
 
     /// Runs `body` through an AVX2+FMA build when the CPU has it.
     macro_rules! dispatch {
@@ -448,22 +442,21 @@ mod fast {
         dispatch!(plain, avx, (y: &mut [f32], r: &[f32]));
     }
 
-    /// `gz = g · elu'(z)` from the output `y = elu(z)` (`+ r` when a residual was added):
-    /// `elu'(z) = 1` for `z > 0`, else `elu(z) + 1`, i.e. `min(elu(z), 0) + 1`.
+    /// `gz = g · elu'(z)` from the output `y = elu(z)` (`+ r` when a residual was added), by the
+    /// engine's [`elu_derivative`].
     pub(super) fn elu_grad(gz: &mut [f32], g: &[f32], y: &[f32], r: Option<&[f32]>) {
         #[inline(always)]
         fn plain(gz: &mut [f32], g: &[f32], y: &[f32]) {
             assert!(gz.len() == g.len() && g.len() == y.len());
             for ((d, &gi), &a) in gz.iter_mut().zip(g).zip(y) {
-                *d = gi * (a.min(0.0) + 1.0);
+                *d = gi * elu_derivative(a);
             }
         }
         #[inline(always)]
         fn plain_residual(gz: &mut [f32], g: &[f32], y: &[f32], r: &[f32]) {
             assert!(gz.len() == g.len() && g.len() == y.len() && y.len() == r.len());
             for (((d, &gi), &yi), &ri) in gz.iter_mut().zip(g).zip(y).zip(r) {
-                let a = yi - ri;
-                *d = gi * (a.min(0.0) + 1.0);
+                *d = gi * elu_derivative(yi - ri);
             }
         }
         match r {
@@ -490,22 +483,6 @@ mod fast {
             }
             f(&mut buf[..len])
         })
-    }
-
-    #[cfg(test)]
-    mod tests {
-        #[test]
-        fn elu_matches_std() {
-            for i in -2000..2000 {
-                let x = i as f32 * 0.01;
-                let want = if x > 0.0 { x } else { x.exp_m1() };
-                assert!(
-                    (super::elu(x) - want).abs() <= 1e-6 * (1.0 + want.abs()),
-                    "elu({x})"
-                );
-            }
-            assert_eq!(super::elu(-200.0), -1.0);
-        }
     }
 }
 
