@@ -2,7 +2,7 @@
 //! vector–Jacobian product in the backward pass.
 
 use super::{Backward, Op};
-use crate::custom::CustomOp;
+use crate::custom::{CustomOp, InputGrad};
 use crate::tape::{GradSink, Tape, Var};
 use ndarray::Array2;
 use std::sync::Arc;
@@ -37,24 +37,22 @@ pub(super) fn backward(op: &Op, at: &Backward, sink: &mut GradSink) {
             // none gets a pooled buffer with unspecified contents (the op overwrites it). Either
             // way the buffer then goes (back) into the input's slot; a repeated input's second
             // buffer is added there.
-            let mut fresh = vec![false; inputs.len()];
-            let mut grad_inputs: Vec<Option<Array2<f32>>> = inputs
+            let mut grad_inputs: Vec<Option<InputGrad>> = inputs
                 .iter()
-                .zip(fresh.iter_mut())
-                .map(|(&v, is_fresh)| {
-                    sink.wants(v).then(|| {
-                        sink.take_existing(v).unwrap_or_else(|| {
-                            *is_fresh = true;
+                .map(|&v| {
+                    sink.wants(v).then(|| match sink.take_existing(v) {
+                        Some(adjoint) => InputGrad::add(adjoint),
+                        None => {
                             let (r, c) = val(v).dim();
-                            sink.scratch(r, c)
-                        })
+                            InputGrad::write(sink.scratch(r, c))
+                        }
                     })
                 })
                 .collect();
-            op.backward_into(&vals, out, g, &mut grad_inputs, &fresh);
+            op.backward(&vals, out, g, &mut grad_inputs);
             for (&v, gi) in inputs.iter().zip(grad_inputs) {
                 if let Some(gi) = gi {
-                    sink.accumulate_owned(v, gi);
+                    sink.accumulate_owned(v, gi.into_buffer());
                 }
             }
         }
