@@ -3,7 +3,7 @@
 //! Each op is a variant of the closed enum [`Op`]. A forward method on [`Tape`] computes the value
 //! into a pooled buffer and records the op; each family's `backward` function, in the same file,
 //! adds the vector–Jacobian product of the adjoint `g` of a node into the adjoints of its inputs,
-//! and [`backward_node`] dispatches a node to it:
+//! and `backward_node` dispatches a node to it:
 //!
 //! | file | ops |
 //! | --- | --- |
