@@ -8,10 +8,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use hdpo_autodiff::{ParamStore, Tape};
 use hdpo_sim::config::Split;
 use hdpo_sim::eval::{ActionPolicy, EvalOptions, Observation, evaluate};
+use hdpo_sim::fused::{TapeActions, TapeDynamics, TapeState};
 use hdpo_sim::scenario::ScenarioGenerator;
 use hdpo_sim::settings::setting;
 use hdpo_sim::state::Actions;
-use hdpo_sim::tape::{TapeActions, TapeDynamics, TapeState};
 use ndarray::{Array2, s};
 use std::hint::black_box;
 use std::time::Duration;

@@ -17,7 +17,7 @@
 //! Run: `cargo run --release -p hdpo-autodiff --example custom_store_step`
 
 use hdpo_autodiff::gradcheck::{GradcheckOptions, check};
-use hdpo_autodiff::{BinaryKind, CustomOp, ParamStore, Tape, Var};
+use hdpo_autodiff::{BinaryKind, CustomOp, InputGrad, ParamStore, Tape, Var};
 use ndarray::{Array2, array};
 use std::sync::Arc;
 
@@ -54,8 +54,13 @@ impl CustomOp for StoreStep {
         inputs: &[&Array2<f32>],
         _output: &Array2<f32>,
         g: &Array2<f32>,
-        grad_inputs: &mut [Option<Array2<f32>>],
+        grad_inputs: &mut [Option<InputGrad>],
     ) {
+        // This op only adds: a buffer the tape hands over to be written is zeroed first.
+        let mut grads: Vec<Option<&mut Array2<f32>>> = grad_inputs
+            .iter_mut()
+            .map(|gi| gi.as_mut().map(InputGrad::zeroed_for_adding))
+            .collect();
         let (on_hand, arrival, demand) = (inputs[0], inputs[1], inputs[2]);
         for i in 0..on_hand.nrows() {
             let (a, d) = (on_hand[[i, 0]] + arrival[[i, 0]], demand[[i, 0]]);
@@ -67,7 +72,7 @@ impl CustomOp for StoreStep {
             let g_demand = -g_next * sd + g_lost * (1.0 - sd);
             // available = on_hand + arrival: both receive g_avail. `None` = no gradient wanted.
             for (k, v) in [(0, g_avail), (1, g_avail), (2, g_demand)] {
-                if let Some(dst) = grad_inputs[k].as_mut() {
+                if let Some(dst) = grads[k].as_mut() {
                     dst[[i, 0]] += v;
                 }
             }

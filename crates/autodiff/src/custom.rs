@@ -1,6 +1,12 @@
 //! Fused operations defined outside this crate. A simulator step that would take a dozen primitive
 //! nodes per period can instead be one [`CustomOp`] node with a hand-written vector–Jacobian product
 //! (VJP): fewer buffers, one pass over memory, and the formulas in one place.
+//!
+//! The backward pass hands each input's adjoint buffer over as an [`InputGrad`], which carries the
+//! tape's decision for that input: [`WriteOrAdd::Write`] when the input has no adjoint yet (the
+//! buffer's contents are unspecified and every element must be written, which saves a zero fill),
+//! [`WriteOrAdd::Add`] when the buffer holds the adjoint so far (which saves a separate pass adding
+//! into it).
 
 use ndarray::Array2;
 
@@ -20,38 +26,104 @@ pub trait CustomOp: Send + Sync {
     /// contents: every element must be written.
     fn forward(&self, inputs: &[&Array2<f32>], output: &mut Array2<f32>);
 
-    /// Adds the vector–Jacobian product `grad_output · ∂output/∂input_k` into `grad_inputs[k]` for
-    /// every `k` where it is `Some` (a zeroed buffer of input k's shape). `None` means input `k`
-    /// needs no gradient: skip that work.
+    /// Delivers the vector–Jacobian product `grad_output · ∂output/∂input_k` into `grad_inputs[k]`
+    /// for every `k` where it is `Some`, written or added as its [`InputGrad::write_or_add`] says
+    /// (an op that only knows how to add uses [`InputGrad::zeroed_for_adding`]). `None` means
+    /// input `k` needs no gradient: skip that work.
     fn backward(
         &self,
         inputs: &[&Array2<f32>],
         output: &Array2<f32>,
         grad_output: &Array2<f32>,
-        grad_inputs: &mut [Option<Array2<f32>>],
+        grad_inputs: &mut [Option<InputGrad>],
     );
+}
 
-    /// The backward pass as the tape calls it: `fresh[k]` says that `grad_inputs[k]` has
-    /// unspecified contents and must be **overwritten** (input `k` has no adjoint yet); otherwise
-    /// it holds input `k`'s adjoint so far, to **add** into. This saves the zero fill of fresh
-    /// buffers and a separate pass adding into existing adjoints. The default zero-fills the
-    /// fresh buffers and calls [`CustomOp::backward`]; ops that override it must write every
-    /// element of each fresh buffer.
-    fn backward_into(
-        &self,
-        inputs: &[&Array2<f32>],
-        output: &Array2<f32>,
-        grad_output: &Array2<f32>,
-        grad_inputs: &mut [Option<Array2<f32>>],
-        fresh: &[bool],
-    ) {
-        for (g, &is_fresh) in grad_inputs.iter_mut().zip(fresh) {
-            if let (Some(g), true) = (g.as_mut(), is_fresh) {
-                g.as_slice_mut()
-                    .expect("gradient buffers are contiguous")
-                    .fill(0.0);
-            }
+/// Whether a contribution to an adjoint is written over the buffer or added into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteOrAdd {
+    /// The buffer has unspecified contents: overwrite every element.
+    Write,
+    /// The buffer holds the adjoint so far: add into it.
+    Add,
+}
+
+impl WriteOrAdd {
+    /// True for [`WriteOrAdd::Write`].
+    #[inline(always)]
+    pub fn is_write(self) -> bool {
+        self == WriteOrAdd::Write
+    }
+
+    /// Writes or adds `v` into one element.
+    #[inline(always)]
+    pub fn put(self, d: &mut f32, v: f32) {
+        if self.is_write() {
+            *d = v;
+        } else {
+            *d += v;
         }
-        self.backward(inputs, output, grad_output, grad_inputs);
+    }
+}
+
+/// One input's adjoint buffer in a [`CustomOp::backward`] pass, with the decision whether to
+/// write it or add into it.
+#[derive(Debug)]
+pub struct InputGrad {
+    buffer: Array2<f32>,
+    write_or_add: WriteOrAdd,
+}
+
+impl InputGrad {
+    /// A buffer with unspecified contents, to be overwritten (its input has no adjoint yet).
+    pub fn write(buffer: Array2<f32>) -> InputGrad {
+        InputGrad {
+            buffer,
+            write_or_add: WriteOrAdd::Write,
+        }
+    }
+
+    /// A buffer holding its input's adjoint so far, to be added into.
+    pub fn add(buffer: Array2<f32>) -> InputGrad {
+        InputGrad {
+            buffer,
+            write_or_add: WriteOrAdd::Add,
+        }
+    }
+
+    /// Whether to write or add.
+    #[inline(always)]
+    pub fn write_or_add(&self) -> WriteOrAdd {
+        self.write_or_add
+    }
+
+    /// The buffer as a flat slice (row-major) and whether to write or add into it.
+    #[inline(always)]
+    pub fn parts(&mut self) -> (&mut [f32], WriteOrAdd) {
+        let flat = self
+            .buffer
+            .as_slice_mut()
+            .expect("gradient buffers are contiguous");
+        (flat, self.write_or_add)
+    }
+
+    /// The buffer, for an op that only adds: zero-filled first if it was to be written (after
+    /// which it is to be added into).
+    pub fn zeroed_for_adding(&mut self) -> &mut Array2<f32> {
+        if self.write_or_add.is_write() {
+            self.buffer.fill(0.0);
+            self.write_or_add = WriteOrAdd::Add;
+        }
+        &mut self.buffer
+    }
+
+    /// The buffer, read-only.
+    pub fn buffer(&self) -> &Array2<f32> {
+        &self.buffer
+    }
+
+    /// The buffer back, once the backward pass has delivered into it.
+    pub fn into_buffer(self) -> Array2<f32> {
+        self.buffer
     }
 }

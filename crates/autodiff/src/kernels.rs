@@ -443,6 +443,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn elu_matches_std() {
+        for i in -2000..2000 {
+            let x = i as f32 * 0.01;
+            let want = if x > 0.0 { x } else { x.exp_m1() };
+            assert!(
+                (elu(x) - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                "elu({x})"
+            );
+        }
+        assert_eq!(elu(-200.0), -1.0);
+    }
+
+    #[test]
     fn exp_matches_std_to_a_few_ulp() {
         let mut worst = 0.0f64;
         let mut x = -87.0f32;

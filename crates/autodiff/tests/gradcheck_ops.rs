@@ -3,7 +3,7 @@
 #![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better than `from_ref` in these checks
 
 use hdpo_autodiff::gradcheck::{GradcheckOptions, check, check_directional};
-use hdpo_autodiff::{Csr, CustomOp, Tape, Unary, Var};
+use hdpo_autodiff::{Csr, CustomOp, InputGrad, Tape, Unary, Var};
 use ndarray::Array2;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
@@ -563,16 +563,16 @@ impl CustomOp for MulAddSoftplus {
         inputs: &[&Array2<f32>],
         _output: &Array2<f32>,
         g: &Array2<f32>,
-        grad_inputs: &mut [Option<Array2<f32>>],
+        grad_inputs: &mut [Option<InputGrad>],
     ) {
         if let Some(ga) = grad_inputs[0].as_mut() {
-            *ga += &(g * inputs[1]);
+            *ga.zeroed_for_adding() += &(g * inputs[1]);
         }
         if let Some(gb) = grad_inputs[1].as_mut() {
-            *gb += &(g * inputs[0]);
+            *gb.zeroed_for_adding() += &(g * inputs[0]);
         }
         if let Some(gc) = grad_inputs[2].as_mut() {
-            *gc += &(g * &inputs[2].mapv(hdpo_autodiff::ops::sigmoid));
+            *gc.zeroed_for_adding() += &(g * &inputs[2].mapv(hdpo_autodiff::ops::sigmoid));
         }
     }
 }
@@ -640,10 +640,10 @@ fn gradcheck_detects_a_wrong_gradient() {
             inputs: &[&Array2<f32>],
             _: &Array2<f32>,
             g: &Array2<f32>,
-            gi: &mut [Option<Array2<f32>>],
+            gi: &mut [Option<InputGrad>],
         ) {
             if let Some(d) = gi[0].as_mut() {
-                *d += &(g * inputs[0]); // should be 2x
+                *d.zeroed_for_adding() += &(g * inputs[0]); // should be 2x
             }
         }
     }

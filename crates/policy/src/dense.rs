@@ -4,7 +4,7 @@
 //! of rows so each block's product, activation and gradient run while it is in cache; and
 //! [`PerBatchSize`], the cache of the gather indices a network builds for a batch size.
 
-use hdpo_autodiff::{Csr, CustomOp};
+use hdpo_autodiff::{Csr, CustomOp, InputGrad};
 use ndarray::{Array2, s};
 use std::sync::{Arc, Mutex};
 
@@ -291,27 +291,14 @@ impl CustomOp for DenseElu {
         }
     }
 
+    /// Writes the buffers to be written (no zero fill: each is overwritten, block by block) and
+    /// adds into existing adjoints directly.
     fn backward(
         &self,
         inputs: &[&Array2<f32>],
         output: &Array2<f32>,
         grad_output: &Array2<f32>,
-        grad_inputs: &mut [Option<Array2<f32>>],
-    ) {
-        // the trait's contract: add into every buffer
-        let fresh = vec![false; grad_inputs.len()];
-        self.backward_into(inputs, output, grad_output, grad_inputs, &fresh);
-    }
-
-    /// Writes fresh buffers (no zero fill: each is overwritten, block by block) and adds into
-    /// existing adjoints directly.
-    fn backward_into(
-        &self,
-        inputs: &[&Array2<f32>],
-        output: &Array2<f32>,
-        grad_output: &Array2<f32>,
-        grad_inputs: &mut [Option<Array2<f32>>],
-        fresh: &[bool],
+        grad_inputs: &mut [Option<InputGrad>],
     ) {
         let (x, w) = (inputs[0], inputs[1]);
         let (rows, o) = output.dim();
@@ -321,12 +308,17 @@ impl CustomOp for DenseElu {
         let r = self
             .residual
             .then(|| inputs[n - 1].as_slice().expect("standard layout"));
-        let (dx_fresh, dw_fresh, db_fresh) = (fresh[0], fresh[1], fresh[2]);
+        let written = |k: usize| {
+            grad_inputs[k]
+                .as_ref()
+                .is_some_and(|gi| gi.write_or_add().is_write())
+        };
+        let (dx_fresh, dw_fresh, db_fresh) = (written(0), written(1), written(2));
         let (head, tail) = grad_inputs.split_at_mut(3);
         let [dx, dw, db] = head else {
             unreachable!("three leading inputs")
         };
-        let (mut dp, dr) = match (self.gather.is_some(), self.residual) {
+        let (dp, dr) = match (self.gather.is_some(), self.residual) {
             (true, true) => {
                 let (p, r) = tail.split_at_mut(1);
                 (p[0].as_mut(), r[0].as_mut())
@@ -335,13 +327,16 @@ impl CustomOp for DenseElu {
             (false, true) => (None, tail[0].as_mut()),
             (false, false) => (None, None),
         };
-        // the scatter adds several output rows into one projection row: start fresh ones at 0
-        if let (Some(dp), true) = (dp.as_mut(), self.gather.is_some() && fresh[3]) {
-            dp.as_slice_mut().expect("standard layout").fill(0.0);
-        }
+        // the scatter adds several output rows into one projection row: it only adds
+        let mut dp = dp.map(InputGrad::zeroed_for_adding);
+        let (mut dx, mut dw, mut db) = (
+            dx.as_mut().map(|d| d.parts().0),
+            dw.as_mut().map(|d| d.parts().0),
+            db.as_mut().map(|d| d.parts().0),
+        );
         // no rows: the weight and bias gradients are sums over nothing
         if rows == 0 {
-            for (d, is_fresh) in [(dw.as_mut(), dw_fresh), (db.as_mut(), db_fresh)] {
+            for (d, is_fresh) in [(dw.as_deref_mut(), dw_fresh), (db.as_deref_mut(), db_fresh)] {
                 if let (Some(d), true) = (d, is_fresh) {
                     d.fill(0.0);
                 }
@@ -365,17 +360,15 @@ impl CustomOp for DenseElu {
                 let gz = &*gz;
                 let chunk = end - start;
                 // each block of rows of dx is written once: overwrite when fresh
-                if let Some(dx) = dx.as_mut() {
-                    let d = &mut dx.as_slice_mut().expect("standard layout")
-                        [start * inner..end * inner];
+                if let Some(dx) = dx.as_deref_mut() {
+                    let d = &mut dx[start * inner..end * inner];
                     hdpo_autodiff::gemm::matmul(d, !dx_fresh, gz, wt, chunk, o, inner);
                 }
                 // dW and db sum over all blocks: the first block overwrites when fresh
                 let first = start == 0;
-                if let Some(dw) = dw.as_mut() {
-                    let d = dw.as_slice_mut().expect("standard layout");
+                if let Some(dw) = dw.as_deref_mut() {
                     hdpo_autodiff::gemm::matmul_at_b(
-                        d,
+                        dw,
                         !(first && dw_fresh),
                         &xs[start * inner..end * inner],
                         gz,
@@ -384,20 +377,17 @@ impl CustomOp for DenseElu {
                         o,
                     );
                 }
-                if let Some(db) = db.as_mut() {
-                    hdpo_autodiff::kernels::column_sums_into(
-                        db.as_slice_mut().expect("standard layout"),
-                        first && db_fresh,
-                        gz,
-                    );
+                if let Some(db) = db.as_deref_mut() {
+                    hdpo_autodiff::kernels::column_sums_into(db, first && db_fresh, gz);
                 }
             }
         });
         if let Some(dr) = dr {
-            if fresh[n - 1] {
-                dr.assign(grad_output);
+            let (dr, mode) = dr.parts();
+            if mode.is_write() {
+                dr.copy_from_slice(g);
             } else {
-                *dr += grad_output;
+                dr.iter_mut().zip(g).for_each(|(d, &e)| *d += e);
             }
         }
     }
@@ -407,18 +397,12 @@ impl CustomOp for DenseElu {
 /// switch to an AVX2+FMA build of the same loops, and a per-thread scratch buffer for backward
 /// passes.
 mod fast {
+    use hdpo_autodiff::kernels::{elu, elu_derivative};
     use std::cell::RefCell;
 
     /// Rows per block in the fused ops: a block of 32-wide rows stays in L1/L2 between the
     /// product and the activation.
     pub(super) const CHUNK_ROWS: usize = 256;
-
-    /// ELU with α = 1: the engine's [`Unary::Elu`](hdpo_autodiff::Unary) (written without a
-    /// select, so in-place loops store whole vectors).
-    #[inline(always)]
-    pub(super) fn elu(x: f32) -> f32 {
-        hdpo_autodiff::Unary::Elu.f(x)
-    }
 
     /// Runs `body` through an AVX2+FMA build when the CPU has it.
     macro_rules! dispatch {
@@ -448,22 +432,21 @@ mod fast {
         dispatch!(plain, avx, (y: &mut [f32], r: &[f32]));
     }
 
-    /// `gz = g · elu'(z)` from the output `y = elu(z)` (`+ r` when a residual was added):
-    /// `elu'(z) = 1` for `z > 0`, else `elu(z) + 1`, i.e. `min(elu(z), 0) + 1`.
+    /// `gz = g · elu'(z)` from the output `y = elu(z)` (`+ r` when a residual was added), by the
+    /// engine's [`elu_derivative`].
     pub(super) fn elu_grad(gz: &mut [f32], g: &[f32], y: &[f32], r: Option<&[f32]>) {
         #[inline(always)]
         fn plain(gz: &mut [f32], g: &[f32], y: &[f32]) {
             assert!(gz.len() == g.len() && g.len() == y.len());
             for ((d, &gi), &a) in gz.iter_mut().zip(g).zip(y) {
-                *d = gi * (a.min(0.0) + 1.0);
+                *d = gi * elu_derivative(a);
             }
         }
         #[inline(always)]
         fn plain_residual(gz: &mut [f32], g: &[f32], y: &[f32], r: &[f32]) {
             assert!(gz.len() == g.len() && g.len() == y.len() && y.len() == r.len());
             for (((d, &gi), &yi), &ri) in gz.iter_mut().zip(g).zip(y).zip(r) {
-                let a = yi - ri;
-                *d = gi * (a.min(0.0) + 1.0);
+                *d = gi * elu_derivative(yi - ri);
             }
         }
         match r {
@@ -491,28 +474,12 @@ mod fast {
             f(&mut buf[..len])
         })
     }
-
-    #[cfg(test)]
-    mod tests {
-        #[test]
-        fn elu_matches_std() {
-            for i in -2000..2000 {
-                let x = i as f32 * 0.01;
-                let want = if x > 0.0 { x } else { x.exp_m1() };
-                assert!(
-                    (super::elu(x) - want).abs() <= 1e-6 * (1.0 + want.abs()),
-                    "elu({x})"
-                );
-            }
-            assert_eq!(super::elu(-200.0), -1.0);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::{BlockIndex, DenseElu};
-    use hdpo_autodiff::{Csr, CustomOp};
+    use hdpo_autodiff::{Csr, CustomOp, InputGrad};
     use ndarray::Array2;
     use std::sync::Arc;
 
@@ -549,7 +516,7 @@ mod tests {
         assert_eq!(bits(&got), bits(&want));
     }
 
-    /// `backward_into` overwrites fresh buffers (here full of NaN) with exactly what `backward`
+    /// `backward` overwrites buffers to be written (here full of NaN) with exactly what it adds
     /// adds into zeroed ones, and adds into existing adjoints — for every variant of the op,
     /// over more rows than one block.
     #[test]
@@ -580,15 +547,17 @@ mod tests {
             op.forward(&views, &mut output);
             let g = filled(rows, o, 6);
 
-            let zeros = |a: &Array2<f32>| Some(Array2::zeros(a.dim()));
-            let mut want: Vec<Option<Array2<f32>>> = inputs.iter().map(zeros).collect();
+            let zeros = |a: &Array2<f32>| Some(InputGrad::add(Array2::zeros(a.dim())));
+            let mut want: Vec<Option<InputGrad>> = inputs.iter().map(zeros).collect();
             op.backward(&views, &output, &g, &mut want);
 
-            let nans = |a: &Array2<f32>| Some(Array2::from_elem(a.dim(), f32::NAN));
-            let mut fresh: Vec<Option<Array2<f32>>> = inputs.iter().map(nans).collect();
-            op.backward_into(&views, &output, &g, &mut fresh, &vec![true; inputs.len()]);
+            let nans =
+                |a: &Array2<f32>| Some(InputGrad::write(Array2::from_elem(a.dim(), f32::NAN)));
+            let mut fresh: Vec<Option<InputGrad>> = inputs.iter().map(nans).collect();
+            op.backward(&views, &output, &g, &mut fresh);
             for (k, (got, want)) in fresh.iter().zip(&want).enumerate() {
                 let (got, want) = (got.as_ref().unwrap(), want.as_ref().unwrap());
+                let (got, want) = (got.buffer(), want.buffer());
                 let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(
                     bits(got),
@@ -602,11 +571,14 @@ mod tests {
                 .enumerate()
                 .map(|(k, a)| filled(a.nrows(), a.ncols(), 10 + k as u32))
                 .collect();
-            let mut added: Vec<Option<Array2<f32>>> = existing.iter().cloned().map(Some).collect();
-            op.backward_into(&views, &output, &g, &mut added, &vec![false; inputs.len()]);
+            let mut added: Vec<Option<InputGrad>> = existing
+                .iter()
+                .map(|e| Some(InputGrad::add(e.clone())))
+                .collect();
+            op.backward(&views, &output, &g, &mut added);
             for (k, ((got, before), want)) in added.iter().zip(&existing).zip(&want).enumerate() {
-                let expected = before + want.as_ref().unwrap();
-                for (x, y) in got.as_ref().unwrap().iter().zip(&expected) {
+                let expected = before + want.as_ref().unwrap().buffer();
+                for (x, y) in got.as_ref().unwrap().buffer().iter().zip(&expected) {
                     assert!(
                         (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
                         "existing input {k}: {x} vs {y}"

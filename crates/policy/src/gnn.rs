@@ -33,10 +33,10 @@ use crate::policy::PolicyError;
 use crate::spec::PolicySpec;
 use crate::symmetry::{ParamNodes, mlp_tail};
 use hdpo_autodiff::optim::init;
-use hdpo_autodiff::{Csr, CustomOp, ParamId, ParamStore, Tape, Var};
+use hdpo_autodiff::{Csr, CustomOp, InputGrad, ParamId, ParamStore, Tape, Var};
 use hdpo_sim::config::StaticFeature;
+use hdpo_sim::fused::TapeActions;
 use hdpo_sim::state::Statics;
-use hdpo_sim::tape::TapeActions;
 use ndarray::{Array2, s};
 use rand::Rng;
 use std::sync::Arc;
@@ -1012,9 +1012,11 @@ impl CustomOp for BlockGather {
         _inputs: &[&Array2<f32>],
         _output: &Array2<f32>,
         grad_output: &Array2<f32>,
-        grad_inputs: &mut [Option<Array2<f32>>],
+        grad_inputs: &mut [Option<InputGrad>],
     ) {
+        // the scatter adds several output rows into one input row: it only adds
         if let Some(dx) = grad_inputs[0].as_mut() {
+            let dx = dx.zeroed_for_adding();
             let g = grad_output.as_slice().expect("standard layout");
             self.0
                 .scatter_from(g, 0, dx.as_slice_mut().expect("standard layout"));

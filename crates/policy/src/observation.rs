@@ -5,8 +5,8 @@
 
 use hdpo_autodiff::{Tape, Var};
 use hdpo_sim::config::{Objective, Setting, StaticFeature, UnmetDemand};
+use hdpo_sim::fused::TapeState;
 use hdpo_sim::state::Statics;
-use hdpo_sim::tape::TapeState;
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 

@@ -11,7 +11,7 @@ use crate::spec::PolicySpec;
 use crate::symmetry::SymmetryAwareNet;
 use hdpo_autodiff::{ParamId, ParamStore, Tape, Unary, Var};
 use hdpo_sim::config::StaticFeature;
-use hdpo_sim::tape::TapeActions;
+use hdpo_sim::fused::TapeActions;
 use ndarray::Array2;
 use rand::Rng;
 use std::sync::Arc;

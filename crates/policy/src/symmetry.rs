@@ -25,7 +25,7 @@ use crate::spec::PolicySpec;
 use hdpo_autodiff::optim::init;
 use hdpo_autodiff::{Csr, ParamId, ParamStore, Tape, Var};
 use hdpo_sim::config::StaticFeature;
-use hdpo_sim::tape::TapeActions;
+use hdpo_sim::fused::TapeActions;
 use ndarray::{Array2, s};
 use rand::Rng;
 use std::sync::Arc;

@@ -1,8 +1,11 @@
-//! The period dynamics, tape-free: one set of scalar formulas and the batched step built on them.
+//! The period dynamics, tape-free: the per-row formulas with their partial derivatives, and the
+//! batched step built on them and on the batch's [`Topology`].
 //!
-//! The scalar formulas (`store_cost`, `leftover_lost`, `rationing_factor`, …) are small pure
-//! `#[inline]` functions; the on-tape fused ops reuse exactly these in their hand-written
-//! vector–Jacobian products, so forward values on and off the tape agree by construction.
+//! Each per-row formula is a [`Formula`]: its value `f` and its partials `df`, declared together.
+//! The tape-free step calls `f`; the fused tape ops ([`crate::fused`]) call the same `f` forward
+//! and `df` in their hand-written vector–Jacobian products, so values on and off the tape come
+//! from one definition. Only rationing, which couples the requests on one supplier, keeps a
+//! hand-written derivative (the fused `Ration` op).
 //!
 //! Order of events in period `t` (spec §1.3, with our fixes):
 //! 1. *Rationing factors.* Each warehouse compares the shipments its stores ask for with its
@@ -18,45 +21,217 @@
 //!    orders); same cost and pipeline rule; echelon 0 orders from the unlimited outside supplier.
 //!
 //! The step validates its inputs and returns a [`StepError`] instead of writing out of place:
-//! a non-zero shipment on a (store, warehouse) pair that is not an edge is an error.
+//! a non-zero shipment on a (store, warehouse) pair that is not an edge is an error
+//! ([`Topology::validate_actions`], the one validation of both paths).
 
 use ndarray::Array2;
 
 use crate::config::{Objective, UnmetDemand};
 use crate::state::{Actions, State, Statics};
+use crate::topology::{OUTSIDE_SUPPLIER, Requests, Topology};
 
 // ---------------------------------------------------------------------------------------------
-// Scalar formulas
+// Scalar formulas, each with its partial derivatives
 // ---------------------------------------------------------------------------------------------
+
+/// A per-row formula of two scalars declared together with its partial derivatives (dfdx's
+/// `f` / `df` pairs). The tape-free step calls `f`; the fused ops call `f` forward and `df` in
+/// their vector–Jacobian products. Implementors are small `Copy` values holding the row's
+/// parameters (or nothing), so loops generic over them are monomorphised: no dispatch per row.
+///
+/// At a kink `df` follows the engine: `max(x, 0)` passes no gradient at `x = 0`; `min(x, y)`
+/// splits a tie half and half. Partials that depend on a comparison are computed by masking
+/// ([`select_or_zero`]) rather than branching.
+pub trait Formula: Copy {
+    /// The value at `(x, y)`.
+    fn f(self, x: f32, y: f32) -> f32;
+    /// `(∂f/∂x, ∂f/∂y)` at `(x, y)`.
+    fn df(self, x: f32, y: f32) -> (f32, f32);
+}
+
+/// A store-cost formula of `(on_hand, demand)`, one per [`Objective`], built from a row's holding
+/// and underage (or margin) cost.
+pub trait StoreCostFormula: Formula {
+    /// The formula of a row with these costs.
+    fn new(holding: f32, underage: f32) -> Self;
+}
+
+/// A leftover formula of `(on_hand, demand)`, one per [`UnmetDemand`] rule.
+pub trait LeftoverFormula: Formula + Default {}
 
 /// Store cost in cost mode (lost and backlogged alike): `p·max(d − on, 0) + h·max(on − d, 0)`.
 /// With backlog, `on` may be negative and the carried backlog is charged again.
-#[inline]
-pub fn store_cost(on_hand: f32, demand: f32, holding: f32, underage: f32) -> f32 {
-    let post = on_hand - demand;
-    underage * (-post).max(0.0) + holding * post.max(0.0)
+#[derive(Clone, Copy, Debug)]
+pub struct CostMode {
+    /// `h`.
+    pub holding: f32,
+    /// `p`.
+    pub underage: f32,
+}
+
+impl Formula for CostMode {
+    #[inline(always)]
+    fn f(self, on_hand: f32, demand: f32) -> f32 {
+        let post = on_hand - demand;
+        self.underage * (-post).max(0.0) + self.holding * post.max(0.0)
+    }
+    /// `(h·[on > d] − p·[on < d], p·[on < d] − h·[on > d])`: 0 at the kink `on == d`.
+    #[inline(always)]
+    fn df(self, on: f32, d: f32) -> (f32, f32) {
+        let over = select_or_zero(on > d, self.holding);
+        let under = select_or_zero(on < d, self.underage);
+        (over - under, under - over)
+    }
+}
+
+impl StoreCostFormula for CostMode {
+    #[inline(always)]
+    fn new(holding: f32, underage: f32) -> CostMode {
+        CostMode { holding, underage }
+    }
 }
 
 /// Store cost in profit mode: `−p·min(on, d) + h·max(on − d, 0)` (`p` is the unit margin).
-#[inline]
-pub fn store_profit_cost(on_hand: f32, demand: f32, holding: f32, margin: f32) -> f32 {
-    -margin * on_hand.min(demand) + holding * (on_hand - demand).max(0.0)
+#[derive(Clone, Copy, Debug)]
+pub struct ProfitMode {
+    /// `h`.
+    pub holding: f32,
+    /// `p`.
+    pub margin: f32,
+}
+
+impl Formula for ProfitMode {
+    #[inline(always)]
+    fn f(self, on_hand: f32, demand: f32) -> f32 {
+        -self.margin * on_hand.min(demand) + self.holding * (on_hand - demand).max(0.0)
+    }
+    /// `−p·min(on, d)`: the smaller argument gets the gradient, a tie (or NaN) splits it.
+    #[inline(always)]
+    fn df(self, on: f32, d: f32) -> (f32, f32) {
+        let over = select_or_zero(on > d, self.holding);
+        let (below, above) = (on < d, on > d);
+        let tie = !below && !above;
+        let sales_on = select_or_zero(below, 1.0) + select_or_zero(tie, 0.5);
+        let sales_d = select_or_zero(above, 1.0) + select_or_zero(tie, 0.5);
+        (over - self.margin * sales_on, -over - self.margin * sales_d)
+    }
+}
+
+impl StoreCostFormula for ProfitMode {
+    #[inline(always)]
+    fn new(holding: f32, margin: f32) -> ProfitMode {
+        ProfitMode { holding, margin }
+    }
 }
 
 /// Leftover on-hand with lost sales: `max(on − d, 0)`.
-#[inline]
-pub fn leftover_lost(on_hand: f32, demand: f32) -> f32 {
-    (on_hand - demand).max(0.0)
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LostSales;
+
+impl Formula for LostSales {
+    #[inline(always)]
+    fn f(self, on_hand: f32, demand: f32) -> f32 {
+        (on_hand - demand).max(0.0)
+    }
+    /// `([on > d], −[on > d])`: 0 at the kink.
+    #[inline(always)]
+    fn df(self, on: f32, d: f32) -> (f32, f32) {
+        (select_or_zero(on > d, 1.0), select_or_zero(on > d, -1.0))
+    }
 }
 
+impl LeftoverFormula for LostSales {}
+
 /// Leftover on-hand with backlogging: `on − d` (negative = backlog).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Backlogging;
+
+impl Formula for Backlogging {
+    #[inline(always)]
+    fn f(self, on_hand: f32, demand: f32) -> f32 {
+        on_hand - demand
+    }
+    #[inline(always)]
+    fn df(self, _: f32, _: f32) -> (f32, f32) {
+        (1.0, -1.0)
+    }
+}
+
+impl LeftoverFormula for Backlogging {}
+
+/// Leftover of an upstream node: `on − shipped`, where `shipped` is what left it this period
+/// (tape-free: [`shipped`] of the request; on the tape: the sum of the rationed shipments).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UpstreamLeftover;
+
+impl Formula for UpstreamLeftover {
+    #[inline(always)]
+    fn f(self, on_hand: f32, shipped: f32) -> f32 {
+        on_hand - shipped
+    }
+    #[inline(always)]
+    fn df(self, _: f32, _: f32) -> (f32, f32) {
+        (1.0, -1.0)
+    }
+}
+
+/// Cost of an upstream node of `(leftover, order)`: `h·max(leftover, 0) + c·order`
+/// ([`holding_cost`] plus [`edge_cost`]).
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamCostRate {
+    /// `h`.
+    pub holding: f32,
+    /// `c`, per unit ordered.
+    pub edge_cost: f32,
+}
+
+impl Formula for UpstreamCostRate {
+    #[inline(always)]
+    fn f(self, leftover: f32, order: f32) -> f32 {
+        holding_cost(self.holding, leftover) + edge_cost(self.edge_cost, order)
+    }
+    /// `(h·[leftover > 0], c)`: 0 at the kink.
+    #[inline(always)]
+    fn df(self, leftover: f32, _: f32) -> (f32, f32) {
+        (select_or_zero(leftover > 0.0, self.holding), self.edge_cost)
+    }
+}
+
+/// `v` if `take`, else `+0.0`, by masking the bits rather than branching: the comparisons in the
+/// partials depend on the data (on-hand against demand), so a branch would be mispredicted about
+/// as often as taken, and the loops over them run once per row and period.
+#[inline(always)]
+pub fn select_or_zero(take: bool, v: f32) -> f32 {
+    f32::from_bits(v.to_bits() & u32::from(take).wrapping_neg())
+}
+
+/// [`CostMode`]'s `f`: `p·max(d − on, 0) + h·max(on − d, 0)`.
+#[inline]
+pub fn store_cost(on_hand: f32, demand: f32, holding: f32, underage: f32) -> f32 {
+    CostMode::new(holding, underage).f(on_hand, demand)
+}
+
+/// [`ProfitMode`]'s `f`: `−p·min(on, d) + h·max(on − d, 0)`.
+#[inline]
+pub fn store_profit_cost(on_hand: f32, demand: f32, holding: f32, margin: f32) -> f32 {
+    ProfitMode::new(holding, margin).f(on_hand, demand)
+}
+
+/// [`LostSales`]' `f`: `max(on − d, 0)`.
+#[inline]
+pub fn leftover_lost(on_hand: f32, demand: f32) -> f32 {
+    LostSales.f(on_hand, demand)
+}
+
+/// [`Backlogging`]'s `f`: `on − d`.
 #[inline]
 pub fn leftover_backlogged(on_hand: f32, demand: f32) -> f32 {
-    on_hand - demand
+    Backlogging.f(on_hand, demand)
 }
 
 /// Proportional rationing factor of an upstream node: `k = min(1, max(on, 0) / requested)`, and
 /// `k = 1` when nothing (or a non-positive amount) is requested. Each request is multiplied by `k`.
+/// Its derivative couples the requests on one supplier: the fused `Ration` op's hand-written VJP.
 #[inline]
 pub fn rationing_factor(on_hand: f32, requested: f32) -> f32 {
     if requested > 0.0 {
@@ -66,11 +241,18 @@ pub fn rationing_factor(on_hand: f32, requested: f32) -> f32 {
     }
 }
 
+/// What an upstream node ships when `requested` is asked of it under rationing:
+/// `min(requested, max(on, 0))`.
+#[inline]
+pub fn shipped(on_hand: f32, requested: f32) -> f32 {
+    requested.min(on_hand.max(0.0))
+}
+
 /// Leftover of an upstream node after shipping `requested` under rationing:
 /// `on − min(requested, max(on, 0))` — exactly 0 when rationing binds, never below `min(on, 0)`.
 #[inline]
 pub fn upstream_leftover(on_hand: f32, requested: f32) -> f32 {
-    on_hand - requested.min(on_hand.max(0.0))
+    UpstreamLeftover.f(on_hand, shipped(on_hand, requested))
 }
 
 /// Holding cost on a leftover: `h·max(leftover, 0)`.
@@ -97,13 +279,6 @@ pub fn advance_pipeline(row: &mut [f32], leftover: f32) {
     }
     row[0] += leftover;
     row[last] = 0.0;
-}
-
-/// Adds `quantity` ordered with lead time `lead_time ≥ 1` to an advanced pipeline row: it lands
-/// in slot `lead_time − 1`, i.e. it is on hand `lead_time` periods after the order.
-#[inline]
-pub fn place_order(row: &mut [f32], lead_time: u32, quantity: f32) {
-    row[lead_time as usize - 1] += quantity;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,9 +366,116 @@ pub enum StepError {
 // Step
 // ---------------------------------------------------------------------------------------------
 
-/// Simulates one period for every sample of the batch: updates `state` in place and writes each
-/// sample's cost of the period (stores + warehouses + echelons) into `cost_per_sample` (length
-/// `B`). `demand` is this period's demand, one entry per store row (`b·S + s`).
+/// The tape-free dynamics of one batch: its [`Topology`] built once from the statics, then
+/// stepped period by period (the evaluator builds one per shard).
+#[derive(Debug)]
+pub struct Dynamics<'a> {
+    statics: &'a Statics,
+    topology: Topology,
+}
+
+impl<'a> Dynamics<'a> {
+    /// Builds the topology of the batch `statics` describes (never panics; malformed statics are
+    /// reported by [`Dynamics::step`]).
+    pub fn new(statics: &'a Statics) -> Dynamics<'a> {
+        Dynamics {
+            statics,
+            topology: Topology::new(statics),
+        }
+    }
+
+    /// The supply network the steps use.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Simulates one period for every sample of the batch: updates `state` in place and writes
+    /// each sample's cost of the period (stores + warehouses + echelons) into `cost_per_sample`
+    /// (length `B`). `demand` is this period's demand, one entry per store row (`b·S + s`).
+    pub fn step(
+        &self,
+        state: &mut State,
+        actions: &Actions,
+        demand: &[f32],
+        cost_per_sample: &mut [f32],
+    ) -> Result<(), StepError> {
+        let (statics, topology) = (self.statics, &self.topology);
+        check_inputs(state, actions, demand, statics, cost_per_sample.len())?;
+        // standard layout: checked by `check_inputs`
+        fn flat(a: &Array2<f32>) -> &[f32] {
+            a.as_slice().expect("actions are in standard layout")
+        }
+        let (ship, orders, echelon_orders) = (
+            flat(&actions.store),
+            flat(&actions.warehouse),
+            flat(&actions.echelon),
+        );
+        topology.validate_actions(ship, orders, echelon_orders)?;
+        let (w, e) = (statics.n_warehouses, statics.n_echelons);
+
+        // 1. Requests and rationing factors (from the on-hand at the start of the period).
+        let warehouse_requested = topology.warehouse_requests(ship);
+        let warehouse_factor = rationing_factors(&state.warehouse, &warehouse_requested);
+        let echelon_requested = topology.echelon_requests(orders, echelon_orders);
+        let echelon_factor = rationing_factors(&state.echelon, &echelon_requested);
+
+        // 2. Stores: one loop per objective and unmet-demand rule.
+        let stores = StoreRows {
+            requests: &topology.store,
+            factor: (w > 0).then_some(warehouse_factor.as_slice()),
+            ship,
+            demand,
+            statics,
+        };
+        let pipeline = &mut state.store;
+        match (statics.objective, statics.unmet_demand) {
+            (Objective::Cost, UnmetDemand::Lost) => {
+                stores.step::<CostMode, LostSales>(pipeline, cost_per_sample)
+            }
+            (Objective::Cost, UnmetDemand::Backlogged) => {
+                stores.step::<CostMode, Backlogging>(pipeline, cost_per_sample)
+            }
+            (Objective::Profit, UnmetDemand::Lost) => {
+                stores.step::<ProfitMode, LostSales>(pipeline, cost_per_sample)
+            }
+            (Objective::Profit, UnmetDemand::Backlogged) => {
+                stores.step::<ProfitMode, Backlogging>(pipeline, cost_per_sample)
+            }
+        }
+
+        // 3. Warehouses: their orders are rationed by the last echelon, if any.
+        if w > 0 {
+            step_upstream(
+                &mut state.warehouse,
+                &warehouse_requested,
+                orders,
+                &topology.warehouse,
+                &echelon_factor,
+                &statics.warehouse_holding_cost,
+                Some(&statics.warehouse_edge_cost),
+                cost_per_sample,
+            );
+        }
+
+        // 4. Echelons: echelon i > 0 is supplied by echelon i − 1.
+        if e > 0 {
+            step_upstream(
+                &mut state.echelon,
+                &echelon_requested,
+                echelon_orders,
+                &topology.echelon,
+                &echelon_factor,
+                &statics.echelon_holding_cost,
+                None,
+                cost_per_sample,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Simulates one period for every sample of the batch ([`Dynamics::step`] on a topology built
+/// for this call; a rollout builds its [`Dynamics`] once).
 pub fn step(
     state: &mut State,
     actions: &Actions,
@@ -201,65 +483,7 @@ pub fn step(
     statics: &Statics,
     cost_per_sample: &mut [f32],
 ) -> Result<(), StepError> {
-    check_inputs(state, actions, demand, statics, cost_per_sample.len())?;
-    validate_actions(actions, statics)?;
-    let (w, e) = (statics.n_warehouses, statics.n_echelons);
-
-    // 1. Rationing factors (from the on-hand at the start of the period).
-    let warehouse_requested = warehouse_requests(actions, statics);
-    let warehouse_factor = rationing_factors(&state.warehouse, &warehouse_requested);
-    let echelon_requested = echelon_requests(actions, statics);
-    let echelon_factor = rationing_factors(&state.echelon, &echelon_requested);
-
-    // 2. Stores.
-    let store_supply = (w > 0).then_some(warehouse_factor.as_slice());
-    step_stores(
-        &mut state.store,
-        &actions.store,
-        store_supply,
-        demand,
-        statics,
-        cost_per_sample,
-    );
-
-    // 3. Warehouses: their orders are rationed by the last echelon, if any.
-    if w > 0 {
-        let supply: Option<Vec<f32>> = (e > 0).then(|| {
-            (0..statics.n_samples * w)
-                .map(|r| echelon_factor[(r / w) * e + e - 1])
-                .collect()
-        });
-        step_warehouses(
-            &mut state.warehouse,
-            &warehouse_requested,
-            &actions.warehouse,
-            supply.as_deref(),
-            statics,
-            cost_per_sample,
-        );
-    }
-
-    // 4. Echelons: echelon i > 0 is supplied by echelon i − 1.
-    if e > 0 {
-        let supply: Vec<f32> = (0..statics.n_samples * e)
-            .map(|r| {
-                if r % e == 0 {
-                    1.0
-                } else {
-                    echelon_factor[r - 1]
-                }
-            })
-            .collect();
-        step_echelons(
-            &mut state.echelon,
-            &echelon_requested,
-            &actions.echelon,
-            &supply,
-            statics,
-            cost_per_sample,
-        );
-    }
-    Ok(())
+    Dynamics::new(statics).step(state, actions, demand, cost_per_sample)
 }
 
 /// Rationing factor of every upstream row: `rationing_factor(pipeline[r, 0], requested[r])`.
@@ -273,171 +497,125 @@ pub fn rationing_factors(pipeline: &Array2<f32>, requested: &[f32]) -> Vec<f32> 
         .collect()
 }
 
-/// Total shipment requested from each warehouse, `(B·W)`: `Σ_s actions.store[b·S + s, w]`.
+/// Total shipment requested from each warehouse, `(B·W)`: `Σ_s actions.store[b·S + s, w]`
+/// ([`Topology::warehouse_requests`] on a topology built for this call).
 pub fn warehouse_requests(actions: &Actions, statics: &Statics) -> Vec<f32> {
-    let (s, w) = (statics.n_stores, statics.n_warehouses);
-    let mut requested = vec![0.0f32; statics.n_samples * w];
-    if w == 0 || s == 0 {
-        return requested;
-    }
-    let Some(ship) = actions.store.as_slice() else {
-        // Non-standard layout (rejected by `check_inputs`); slow but correct.
-        for (row_index, row) in actions.store.rows().into_iter().enumerate() {
-            for (k, &q) in row.iter().enumerate() {
-                requested[(row_index / s) * w + k] += q;
-            }
-        }
-        return requested;
-    };
-    let mut rows = ship.chunks_exact(w);
-    for req_b in requested.chunks_exact_mut(w) {
-        for row in rows.by_ref().take(s) {
-            for (r, &q) in req_b.iter_mut().zip(row) {
-                *r += q;
-            }
-        }
-    }
-    requested
+    let ship = actions.store.as_standard_layout();
+    Topology::new(statics).warehouse_requests(ship.as_slice().expect("standard layout"))
 }
 
-/// Quantity requested from each echelon, `(B·E)`: echelon `i < E − 1` ships echelon `i + 1`'s
-/// order; the last echelon ships the sum of the warehouses' orders.
-pub fn echelon_requests(actions: &Actions, statics: &Statics) -> Vec<f32> {
-    let (w, e) = (statics.n_warehouses, statics.n_echelons);
-    let mut requested = vec![0.0f32; statics.n_samples * e];
-    if e == 0 {
-        return requested;
-    }
-    for (b, req_b) in requested.chunks_exact_mut(e).enumerate() {
-        for (i, req) in req_b[..e - 1].iter_mut().enumerate() {
-            *req = actions.echelon[[b * e + i + 1, 0]];
-        }
-        req_b[e - 1] = (0..w).map(|k| actions.warehouse[[b * w + k, 0]]).sum();
-    }
-    requested
+/// The store rows of a step: what they ship and sell, and on what supply.
+struct StoreRows<'s> {
+    requests: &'s Requests,
+    /// The rationing factor of each supplier row (`None`: every request is on the outside
+    /// supplier, which delivers in full).
+    factor: Option<&'s [f32]>,
+    ship: &'s [f32],
+    demand: &'s [f32],
+    statics: &'s Statics,
 }
 
-/// Store part of the step. `supply` gives, per `(sample, source)` (`B·W'`), the fraction of each
-/// shipment that is delivered (the source's rationing factor); `None` = fully delivered (no
-/// warehouse: the outside supplier is unlimited). Writes each sample's store cost into
-/// `cost_per_sample` (overwriting).
-///
-/// # Panics
-/// If an array is not in standard layout or shapes disagree; [`step`] checks all of this first
-/// (see [`check_inputs`]).
-pub fn step_stores(
-    pipeline: &mut Array2<f32>,
-    shipments: &Array2<f32>,
-    supply: Option<&[f32]>,
-    demand: &[f32],
-    statics: &Statics,
-    cost_per_sample: &mut [f32],
-) {
-    let s = statics.n_stores;
-    let sources = statics.n_sources();
-    let length = pipeline.ncols();
-    let lost = statics.unmet_demand == UnmetDemand::Lost;
-    let profit = statics.objective == Objective::Profit;
-    let pipe = pipeline
-        .as_slice_mut()
-        .expect("step_stores: store pipeline must be in standard layout");
-    let ship = shipments
-        .as_slice()
-        .expect("step_stores: store actions must be in standard layout");
-    let lead = statics
-        .lead_time
-        .as_slice()
-        .expect("step_stores: lead times must be in standard layout");
-    let holding = statics.holding_cost.as_slice().expect("standard layout");
-    let underage = statics.underage_cost.as_slice().expect("standard layout");
-
-    // One pass over the rows (sample-major); each sample's stores are the next `s` rows.
-    let mut rows = pipe
-        .chunks_exact_mut(length)
-        .zip(ship.chunks_exact(sources))
-        .zip(lead.chunks_exact(sources))
-        .zip(demand.iter().zip(holding.iter().zip(underage)));
-    for (b, cost_out) in cost_per_sample.iter_mut().enumerate() {
-        let mut cost = 0.0f32;
-        for (((row, ship_row), lead_row), (&d, (&h, &p))) in rows.by_ref().take(s) {
-            let on = row[0];
-            cost += if profit {
-                store_profit_cost(on, d, h, p)
-            } else {
-                store_cost(on, d, h, p)
-            };
-            let leftover = if lost {
-                leftover_lost(on, d)
-            } else {
-                leftover_backlogged(on, d)
-            };
-            advance_pipeline(row, leftover);
-            for (k, (&q, &lt)) in ship_row.iter().zip(lead_row).enumerate() {
-                if lt == 0 {
-                    continue; // not an edge; validated to carry exactly 0
+impl StoreRows<'_> {
+    /// Store part of the step: per row, the cost `C` and leftover `U` of `(on-hand, demand)`,
+    /// the pipeline advanced, each (rationed) shipment added at its slot. Writes each sample's
+    /// store cost into `cost_per_sample` (overwriting).
+    fn step<C: StoreCostFormula, U: LeftoverFormula>(
+        &self,
+        pipeline: &mut Array2<f32>,
+        cost_per_sample: &mut [f32],
+    ) {
+        let (s, sources) = (self.statics.n_stores, self.requests.per_row);
+        let length = pipeline.ncols();
+        let pipe = pipeline
+            .as_slice_mut()
+            .expect("the store pipeline is in standard layout");
+        let holding = self
+            .statics
+            .holding_cost
+            .as_slice()
+            .expect("standard layout");
+        let underage = self
+            .statics
+            .underage_cost
+            .as_slice()
+            .expect("standard layout");
+        let requests = (self.ship.chunks_exact(sources))
+            .zip(self.requests.slot.chunks_exact(sources))
+            .zip(self.requests.edge.chunks_exact(sources))
+            .zip(self.requests.supplier.chunks_exact(sources));
+        // One pass over the rows (sample-major); each sample's stores are the next `s` rows.
+        let mut rows = pipe
+            .chunks_exact_mut(length)
+            .zip(requests)
+            .zip(self.demand.iter().zip(holding.iter().zip(underage)));
+        for cost_out in cost_per_sample.iter_mut() {
+            let mut cost = 0.0f32;
+            for ((row, (((ship_row, slot_row), edge_row), supplier_row)), (&d, (&h, &p))) in
+                rows.by_ref().take(s)
+            {
+                let on = row[0];
+                cost += C::new(h, p).f(on, d);
+                let leftover = U::default().f(on, d);
+                advance_pipeline(row, leftover);
+                let row_requests = ship_row
+                    .iter()
+                    .zip(slot_row)
+                    .zip(edge_row)
+                    .zip(supplier_row);
+                for (((&q, &slot), &edge), &supplier) in row_requests {
+                    if !edge {
+                        continue; // validated to carry exactly 0
+                    }
+                    let delivered = match self.factor {
+                        None => q,
+                        Some(f) => q * f[supplier as usize],
+                    };
+                    row[slot as usize] += delivered;
                 }
-                let delivered = match supply {
-                    None => q,
-                    Some(f) => q * f[b * sources + k],
-                };
-                place_order(row, lt, delivered);
             }
+            *cost_out = cost;
         }
-        *cost_out = cost;
     }
 }
 
-/// Warehouse part of the step. `requested` is the total shipment asked of each warehouse
-/// (`B·W`, see [`warehouse_requests`]); `supply` the fraction of each warehouse's order that is
-/// delivered (`None` = outside supplier). Adds holding and edge costs to `cost_per_sample`.
-pub fn step_warehouses(
+/// Warehouse or echelon part of the step. `requested` is what each row is asked to ship (see
+/// [`Topology::warehouse_requests`], [`Topology::echelon_requests`]); `factor` the rationing
+/// factor of each echelon row, which delivers the orders drawing on it. Adds the holding cost —
+/// and, with `edge_cost`, the cost of the delivered order — to `cost_per_sample`.
+#[allow(clippy::too_many_arguments)]
+fn step_upstream(
     pipeline: &mut Array2<f32>,
     requested: &[f32],
-    orders: &Array2<f32>,
-    supply: Option<&[f32]>,
-    statics: &Statics,
+    orders: &[f32],
+    requests: &Requests,
+    factor: &[f32],
+    holding: &[f32],
+    edge_cost: Option<&[f32]>,
     cost_per_sample: &mut [f32],
 ) {
-    let w = statics.n_warehouses;
+    let n = requests.per_sample;
     for (r, mut row) in pipeline.rows_mut().into_iter().enumerate() {
-        let k = r % w;
+        let k = r % n;
         let row = row
             .as_slice_mut()
-            .expect("step_warehouses: pipeline must be in standard layout");
+            .expect("upstream pipelines are in standard layout");
         let leftover = upstream_leftover(row[0], requested[r]);
-        let delivered = orders[[r, 0]] * supply.map_or(1.0, |f| f[r]);
-        cost_per_sample[r / w] += holding_cost(statics.warehouse_holding_cost[k], leftover)
-            + edge_cost(statics.warehouse_edge_cost[k], delivered);
+        let supplier = requests.supplier[r];
+        let delivered = if supplier == OUTSIDE_SUPPLIER {
+            orders[r]
+        } else {
+            orders[r] * factor[supplier as usize]
+        };
+        cost_per_sample[r / n] += match edge_cost {
+            Some(c) => UpstreamCostRate {
+                holding: holding[k],
+                edge_cost: c[k],
+            }
+            .f(leftover, delivered),
+            None => holding_cost(holding[k], leftover),
+        };
         advance_pipeline(row, leftover);
-        place_order(row, statics.warehouse_lead_time[k], delivered);
-    }
-}
-
-/// Echelon part of the step. `requested` is what each echelon is asked to ship (`B·E`, see
-/// [`echelon_requests`]); `supply` the fraction of each echelon's order that is delivered (1 for
-/// echelon 0). Adds holding costs to `cost_per_sample`.
-pub fn step_echelons(
-    pipeline: &mut Array2<f32>,
-    requested: &[f32],
-    orders: &Array2<f32>,
-    supply: &[f32],
-    statics: &Statics,
-    cost_per_sample: &mut [f32],
-) {
-    let e = statics.n_echelons;
-    for (r, mut row) in pipeline.rows_mut().into_iter().enumerate() {
-        let i = r % e;
-        let row = row
-            .as_slice_mut()
-            .expect("step_echelons: pipeline must be in standard layout");
-        let leftover = upstream_leftover(row[0], requested[r]);
-        cost_per_sample[r / e] += holding_cost(statics.echelon_holding_cost[i], leftover);
-        advance_pipeline(row, leftover);
-        place_order(
-            row,
-            statics.echelon_lead_time[i],
-            orders[[r, 0]] * supply[r],
-        );
+        row[requests.slot[r] as usize] += delivered;
     }
 }
 
@@ -570,78 +748,6 @@ pub fn check_inputs(
                     index,
                     lead_time: lt,
                     pipeline: length,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Checks the actions against the network: finite; exactly 0 on non-edges; non-negative where
-/// they draw on a warehouse or an echelon (orders from the outside supplier may be negative).
-pub fn validate_actions(actions: &Actions, statics: &Statics) -> Result<(), StepError> {
-    let (s, w, e) = (statics.n_stores, statics.n_warehouses, statics.n_echelons);
-    let sources = statics.n_sources();
-    for (what, array) in [
-        ("actions.store", &actions.store),
-        ("actions.warehouse", &actions.warehouse),
-        ("actions.echelon", &actions.echelon),
-    ] {
-        if !array.iter().all(|v| v.is_finite()) {
-            let position = array.iter().position(|v| !v.is_finite()).unwrap_or(0);
-            let value = array.iter().nth(position).copied().unwrap_or(f32::NAN);
-            let row = position / array.ncols().max(1);
-            return Err(StepError::NonFinite { what, row, value });
-        }
-    }
-    if w > 0 {
-        // Same shapes (checked by `check_inputs`): the flat sequences line up element by element.
-        let ok = |(&q, &lt): (&f32, &u32)| q >= 0.0 && (lt != 0 || q == 0.0);
-        let bad = match (actions.store.as_slice(), statics.lead_time.as_slice()) {
-            (Some(ship), Some(lead)) => ship.iter().zip(lead).position(|x| !ok(x)),
-            _ => actions
-                .store
-                .iter()
-                .zip(statics.lead_time.iter())
-                .position(|x| !ok(x)),
-        };
-        if let Some(position) = bad {
-            let (row, k) = (position / sources, position % sources);
-            let q = actions.store[[row, k]];
-            if q >= 0.0 {
-                return Err(StepError::NonEdgeShipment {
-                    sample: row / s,
-                    store: row % s,
-                    warehouse: k,
-                    quantity: q,
-                });
-            }
-            return Err(StepError::NegativeShipment {
-                what: "store action",
-                sample: row / s,
-                node: row % s,
-                quantity: q,
-            });
-        }
-    }
-    if e > 0 {
-        for (r, &q) in actions.warehouse.iter().enumerate() {
-            if q < 0.0 {
-                return Err(StepError::NegativeShipment {
-                    what: "warehouse order",
-                    sample: r / w,
-                    node: r % w,
-                    quantity: q,
-                });
-            }
-        }
-        for (r, &q) in actions.echelon.iter().enumerate() {
-            if r % e != 0 && q < 0.0 {
-                return Err(StepError::NegativeShipment {
-                    what: "echelon order",
-                    sample: r / e,
-                    node: r % e,
-                    quantity: q,
                 });
             }
         }

@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use crate::config::{
     ConfigError, Objective, ObservationConfig, Setting, Split, StaticFeature, UnmetDemand,
 };
-use crate::dynamics::{StepError, step};
+use crate::dynamics::{Dynamics, StepError};
 use crate::scenario::{DemandStream, ScenarioGenerator};
 use crate::state::{Actions, State, Statics};
 
@@ -565,6 +565,7 @@ fn run_shard<P: ActionPolicy + ?Sized>(
     let mut actions = Actions::zeros(n, &statics);
     let mut cost = vec![0.0f32; n];
     let mut totals = ShardTotals::default();
+    let dynamics = Dynamics::new(&statics);
     // the orders of the last periods may never reach a cost: those periods keep zero actions
     let acting = statics.periods_with_effective_actions(periods);
 
@@ -586,13 +587,13 @@ fn run_shard<P: ActionPolicy + ?Sized>(
         }
         let demand_now = window.row(offset);
         let demand_now = demand_now.as_slice().expect("window rows are contiguous");
-        step(&mut state, &actions, demand_now, &statics, &mut cost).map_err(|source| {
-            EvalError::Step {
+        dynamics
+            .step(&mut state, &actions, demand_now, &mut cost)
+            .map_err(|source| EvalError::Step {
                 period: t,
                 first_sample,
                 source,
-            }
-        })?;
+            })?;
         let period_cost: f64 = cost.iter().map(|&c| f64::from(c)).sum();
         totals.all += period_cost;
         if t >= ignore {

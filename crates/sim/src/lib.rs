@@ -3,18 +3,21 @@
 //!
 //! Read top to bottom: [`config`] (what a setting is, TOML, overrides, validation),
 //! [`settings`] (the embedded synthetic settings), [`state`] (the batched data layout),
-//! [`scenario`] (seeded generation of parameters, initial states and demand), [`dynamics`]
-//! (the scalar formulas and the step), [`eval`] (the sharded, streaming, tape-free evaluator).
+//! [`scenario`] (seeded generation of parameters, initial states and demand), [`topology`] (who
+//! supplies whom, built once per batch; the validation of actions), [`dynamics`] (the per-row
+//! formulas with their partials, and the tape-free step), [`fused`] (the same dynamics as fused
+//! ops on the autodiff tape), [`eval`] (the sharded, streaming, tape-free evaluator).
 //! `docs/simulator.md` documents the semantics and every configuration key.
 
 pub mod config;
 pub mod dynamics;
 pub mod eval;
+pub mod fused;
 pub mod optimum;
 pub mod scenario;
 pub mod settings;
 pub mod state;
-pub mod tape;
+pub mod topology;
 
 pub use config::{ConfigError, Objective, Setting, Split, UnmetDemand};
 pub use dynamics::{StepError, step};

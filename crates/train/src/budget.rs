@@ -16,8 +16,8 @@ use hdpo_autodiff::{ParamStore, Tape};
 use hdpo_policy::{NetworkShape, Observation, Policy};
 use hdpo_sim::config::Split;
 use hdpo_sim::eval::SplitDemand;
+use hdpo_sim::fused::{TapeActions, TapeDynamics, TapeState};
 use hdpo_sim::scenario::ScenarioGenerator;
-use hdpo_sim::tape::{TapeActions, TapeDynamics, TapeState};
 use ndarray::Array2;
 use std::fmt::Write as _;
 

@@ -4,9 +4,9 @@
 use hdpo_autodiff::{ParamStore, Tape};
 use hdpo_policy::{Activation, NetworkShape, Observation, Policy, PolicySpec};
 use hdpo_sim::config::{Objective, UnmetDemand};
+use hdpo_sim::fused::TapeState;
 use hdpo_sim::scenario::Scenario;
 use hdpo_sim::state::{State, Statics};
-use hdpo_sim::tape::TapeState;
 use hdpo_train::{RolloutPeriods, rollout_on_tape};
 use ndarray::{Array1, Array2};
 use rand::SeedableRng;

@@ -6,9 +6,9 @@
 use hdpo_autodiff::{Grads, ParamStore, Tape, Var};
 use hdpo_policy::{Observation, Policy};
 use hdpo_sim::config::Split;
+use hdpo_sim::fused::{TapeDynamics, TapeState};
 use hdpo_sim::scenario::Scenario;
 use hdpo_sim::settings::setting;
-use hdpo_sim::tape::{TapeDynamics, TapeState};
 use hdpo_train::{RolloutPeriods, TrainConfig, Trainer, rollout_on_tape};
 use ndarray::s;
 

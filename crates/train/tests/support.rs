@@ -6,9 +6,9 @@
 use hdpo_autodiff::{ParamStore, Tape};
 use hdpo_policy::{NetworkShape, Observation, POLICY_KINDS, Policy};
 use hdpo_sim::config::Split;
+use hdpo_sim::fused::{TapeDynamics, TapeState};
 use hdpo_sim::scenario::ScenarioGenerator;
 use hdpo_sim::settings::list_settings;
-use hdpo_sim::tape::{TapeDynamics, TapeState};
 use hdpo_train::TrainConfig;
 use ndarray::s;
 use rand::SeedableRng;

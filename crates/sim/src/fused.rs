@@ -1,8 +1,12 @@
-//! The differentiable path: one period of the dynamics recorded on the autodiff tape as a handful of
-//! fused [`CustomOp`] nodes with hand-written vector–Jacobian products (VJPs), instead of a dozen
-//! primitive nodes per node type. The forward formulas are the tape-free ones of
-//! [`crate::dynamics`]; each op is checked against finite differences and against the same step
-//! composed from primitive tape ops (tests in `crates/sim/tests/tape.rs`).
+//! The fused simulator ops, the differentiable path: one period of the dynamics recorded on the
+//! autodiff tape as a handful of fused [`CustomOp`] nodes with vector–Jacobian products (VJPs),
+//! instead of a dozen primitive nodes per node type. Nothing here restates the dynamics: the
+//! supplier rows, slots and edges come from the batch's [`Topology`], the actions are checked by
+//! its one validation, and every per-row formula is a [`Formula`] of [`crate::dynamics`] whose `f`
+//! the forward passes call and whose partials `df` the VJPs chain. Only rationing, which couples
+//! the requests on one supplier, has its derivative written here ([`Ration`]). Each op is checked
+//! against finite differences and against the same step composed from primitive tape ops (tests
+//! in `crates/sim/tests/fused.rs`).
 //!
 //! Per period, in the order of events of the spec:
 //! 1. [`Ration`]: shipments asked of each warehouse / echelon are scaled down proportionally when
@@ -15,14 +19,15 @@
 //! `x = 0`; rationing uses the unscaled branch when the request equals the stock exactly.
 
 use crate::config::{Objective, UnmetDemand};
-use crate::dynamics::{self, StepError};
+use crate::dynamics::{
+    self, Backlogging, CostMode, Formula, LeftoverFormula, LostSales, ProfitMode, StepError,
+    StoreCostFormula, UpstreamCostRate, UpstreamLeftover,
+};
 use crate::state::{State, Statics};
-use hdpo_autodiff::{CustomOp, Tape, Var};
+use crate::topology::{OUTSIDE_SUPPLIER, Requests, Topology, add_to_suppliers};
+use hdpo_autodiff::{CustomOp, InputGrad, Tape, Var, WriteOrAdd};
 use ndarray::Array2;
 use std::sync::Arc;
-
-/// Marks a request served by the outside supplier (never rationed).
-pub const OUTSIDE_SUPPLIER: u32 = u32::MAX;
 
 /// The pipelines of a batch on the tape (same layout as [`State`]).
 #[derive(Clone, Copy, Debug)]
@@ -113,14 +118,15 @@ impl PeriodCost {
     }
 }
 
-/// Everything about a batch the fused ops need, prepared once per rollout: cost columns on the
-/// tape, lead-time slots and supplier maps.
+/// Everything about a batch the fused ops need, prepared once per rollout from the batch's
+/// [`Topology`] (supplier rows, slots, edges) and its cost columns.
 pub struct TapeDynamics {
     n_samples: usize,
     n_stores: usize,
     n_sources: usize,
     n_warehouses: usize,
     n_echelons: usize,
+    topology: Topology,
     store_cost: Arc<StoreCost>,
     store_advance: Arc<StoreAdvance>,
     store_ration: Arc<Ration>,
@@ -132,36 +138,20 @@ pub struct TapeDynamics {
     echelon_cost: Option<Arc<UpstreamCost>>,
     echelon_advance: Option<Arc<UpstreamAdvance>>,
     echelon_ration: Option<Arc<Ration>>,
-    /// `(B·S, W')`: true where the store–source pair is an edge.
-    edges: Vec<bool>,
 }
 
 impl TapeDynamics {
     /// Prepares the fused ops for a batch described by `statics`.
     pub fn new(statics: &Statics) -> TapeDynamics {
-        let (b, n_s, n_w, n_e) = (
-            statics.n_samples,
-            statics.n_stores,
-            statics.n_warehouses,
-            statics.n_echelons,
-        );
-        let m = statics.n_sources();
-        let rows = b * n_s;
-        // store requests: row r, source w → warehouse pipeline row b·W + w (or the outside supplier)
-        let mut store_supplier = vec![OUTSIDE_SUPPLIER; rows * m];
-        let mut store_slot = vec![0u32; rows * m];
-        let mut edges = vec![false; rows * m];
-        for r in 0..rows {
-            for w in 0..m {
-                let lt = statics.lead_time[[r, w]];
-                let k = r * m + w;
-                edges[k] = lt > 0;
-                store_slot[k] = lt.saturating_sub(1);
-                if n_w > 0 && lt > 0 {
-                    store_supplier[k] = ((r / n_s) * n_w + w) as u32;
-                }
-            }
-        }
+        let (b, n_w, n_e) = (statics.n_samples, statics.n_warehouses, statics.n_echelons);
+        let topology = Topology::new(statics);
+        let (store, warehouse, echelon) = (&topology.store, &topology.warehouse, &topology.echelon);
+        let ration = |requests: &Requests| {
+            Arc::new(Ration {
+                supplier_row: requests.supplier.clone(),
+                n_suppliers: requests.n_suppliers,
+            })
+        };
         let store_cost = Arc::new(StoreCost {
             underage: statics.underage_cost.to_vec(),
             holding: statics.holding_cost.to_vec(),
@@ -169,14 +159,16 @@ impl TapeDynamics {
         });
         let store_advance = Arc::new(StoreAdvance::new(
             statics.unmet_demand,
-            store_slot,
-            edges.clone(),
-            m,
+            store.slot.clone(),
+            store.edge.clone(),
+            store.per_row,
         ));
-        let store_ration = Arc::new(Ration {
-            supplier_row: store_supplier.clone(),
-            n_suppliers: b * n_w,
-        });
+        let store_ration = ration(store);
+        let advance = |requests: &Requests| {
+            Arc::new(UpstreamAdvance {
+                slot: requests.slot.clone(),
+            })
+        };
 
         let (
             mut warehouse_outflow,
@@ -186,8 +178,9 @@ impl TapeDynamics {
         ) = (None, None, None, None);
         if n_w > 0 {
             let wrows = b * n_w;
+            // units leave a warehouse row as the store requests on it are shipped
             warehouse_outflow = Some(Arc::new(Outflow {
-                maps: vec![store_supplier],
+                maps: vec![store.supplier.clone()],
                 n_rows: wrows,
             }));
             warehouse_cost = Some(Arc::new(UpstreamCost {
@@ -204,41 +197,18 @@ impl TapeDynamics {
                     })
                     .collect(),
             }));
-            warehouse_advance = Some(Arc::new(UpstreamAdvance {
-                slot: (0..wrows)
-                    .map(|r| statics.warehouse_lead_time[r % n_w] - 1)
-                    .collect(),
-            }));
+            warehouse_advance = Some(advance(warehouse));
             if n_e > 0 {
-                // every warehouse orders from the last echelon of its sample
-                let supplier = (0..wrows)
-                    .map(|r| ((r / n_w) * n_e + n_e - 1) as u32)
-                    .collect();
-                warehouse_ration = Some(Arc::new(Ration {
-                    supplier_row: supplier,
-                    n_suppliers: b * n_e,
-                }));
+                warehouse_ration = Some(ration(warehouse));
             }
         }
         let (mut echelon_outflow, mut echelon_cost, mut echelon_advance, mut echelon_ration) =
             (None, None, None, None);
         if n_e > 0 {
             let erows = b * n_e;
-            // echelon e > 0 orders from echelon e − 1; echelon 0 from the outside supplier
-            let supplier: Vec<u32> = (0..erows)
-                .map(|r| {
-                    if r % n_e == 0 {
-                        OUTSIDE_SUPPLIER
-                    } else {
-                        (r - 1) as u32
-                    }
-                })
-                .collect();
-            let wh_supplier: Vec<u32> = (0..b * n_w)
-                .map(|r| ((r / n_w) * n_e + n_e - 1) as u32)
-                .collect();
+            // units leave an echelon row as the echelon and warehouse orders on it are shipped
             echelon_outflow = Some(Arc::new(Outflow {
-                maps: vec![supplier.clone(), wh_supplier],
+                maps: vec![echelon.supplier.clone(), warehouse.supplier.clone()],
                 n_rows: erows,
             }));
             echelon_cost = Some(Arc::new(UpstreamCost {
@@ -247,22 +217,16 @@ impl TapeDynamics {
                     .collect(),
                 edge_cost: vec![0.0; erows],
             }));
-            echelon_advance = Some(Arc::new(UpstreamAdvance {
-                slot: (0..erows)
-                    .map(|r| statics.echelon_lead_time[r % n_e] - 1)
-                    .collect(),
-            }));
-            echelon_ration = Some(Arc::new(Ration {
-                supplier_row: supplier,
-                n_suppliers: erows,
-            }));
+            echelon_advance = Some(advance(echelon));
+            echelon_ration = Some(ration(echelon));
         }
         TapeDynamics {
             n_samples: b,
-            n_stores: n_s,
-            n_sources: m,
+            n_stores: statics.n_stores,
+            n_sources: statics.n_sources(),
             n_warehouses: n_w,
             n_echelons: n_e,
+            topology,
             store_cost,
             store_advance,
             store_ration,
@@ -274,12 +238,11 @@ impl TapeDynamics {
             echelon_cost,
             echelon_advance,
             echelon_ration,
-            edges,
         }
     }
 
-    /// Checks action shapes, finiteness, that no shipment uses a non-edge and that nothing
-    /// negative is asked of a warehouse or echelon (the errors of [`dynamics::validate_actions`]).
+    /// Checks action shapes, then the actions themselves with [`Topology::validate_actions`]
+    /// (the errors of the tape-free step).
     pub fn validate(&self, tape: &Tape, actions: &TapeActions) -> Result<(), StepError> {
         let specs = [
             (
@@ -301,7 +264,8 @@ impl TapeDynamics {
                 1,
             ),
         ];
-        for (what, var, rows, cols) in specs {
+        let mut values: [&[f32]; 3] = [&[]; 3];
+        for ((what, var, rows, cols), values) in specs.into_iter().zip(&mut values) {
             let Some(var) = var else {
                 if rows == 0 {
                     continue;
@@ -320,96 +284,10 @@ impl TapeDynamics {
                     found,
                 });
             }
-            let values = tape.value(var).as_slice().expect("standard layout");
-            // a pass without early exit (it vectorises); the position only on an error
-            if !values.iter().fold(true, |ok, v| ok & v.is_finite()) {
-                let k = values
-                    .iter()
-                    .position(|v| !v.is_finite())
-                    .expect("a non-finite value was seen");
-                return Err(StepError::NonFinite {
-                    what,
-                    row: k / cols,
-                    value: values[k],
-                });
-            }
+            *values = flat(tape.value(var));
         }
-        let values = tape
-            .value(actions.store)
-            .as_slice()
-            .expect("standard layout");
-        debug_assert_eq!(values.len(), self.edges.len(), "shape checked above");
-        // the same: one branch-free pass, then the search only when something is wrong
-        let has_warehouses = self.n_warehouses > 0;
-        let any_bad = values
-            .iter()
-            .zip(&self.edges)
-            .fold(false, |bad, (&q, &edge)| {
-                bad | (!edge & (q != 0.0)) | (has_warehouses & (q < 0.0))
-            });
-        if any_bad {
-            for (k, (&q, &edge)) in values.iter().zip(&self.edges).enumerate() {
-                let non_edge = !edge && q != 0.0;
-                let negative = has_warehouses && q < 0.0;
-                if !(non_edge || negative) {
-                    continue;
-                }
-                // an error: only now work out where it is (divisions per element cost 2 % of a
-                // serial training epoch)
-                let (r, w) = (k / self.n_sources, k % self.n_sources);
-                let (sample, store) = (r / self.n_stores, r % self.n_stores);
-                return Err(if non_edge {
-                    StepError::NonEdgeShipment {
-                        sample,
-                        store,
-                        warehouse: w,
-                        quantity: q,
-                    }
-                } else {
-                    StepError::NegativeShipment {
-                        what: "store action",
-                        sample,
-                        node: store,
-                        quantity: q,
-                    }
-                });
-            }
-        }
-        let upstream = [
-            (
-                "warehouse order",
-                actions.warehouse,
-                self.n_warehouses,
-                self.n_echelons > 0,
-            ),
-            ("echelon order", actions.echelon, self.n_echelons, true),
-        ];
-        for (what, var, per_sample, rationed) in upstream {
-            let Some(var) = var else { continue };
-            if !rationed {
-                continue;
-            }
-            let values = tape.value(var).as_slice().expect("standard layout");
-            if values.iter().fold(true, |ok, &q| ok & (q >= 0.0)) {
-                continue;
-            }
-            for (r, &q) in values.iter().enumerate() {
-                if q >= 0.0 {
-                    continue;
-                }
-                // echelon 0 orders from the outside supplier: any sign is accepted there
-                let from_outside = what == "echelon order" && r % per_sample == 0;
-                if !from_outside {
-                    return Err(StepError::NegativeShipment {
-                        what,
-                        sample: r / per_sample,
-                        node: r % per_sample,
-                        quantity: q,
-                    });
-                }
-            }
-        }
-        Ok(())
+        let [store, warehouse, echelon] = values;
+        self.topology.validate_actions(store, warehouse, echelon)
     }
 
     /// Records one period: `demand` is the `(B·S, 1)` demand of this period. Returns the next state
@@ -506,16 +384,6 @@ fn flat_mut(x: &mut Array2<f32>) -> &mut [f32] {
         .expect("tape values are in standard layout")
 }
 
-/// Writes (`fresh`: the buffer has unspecified contents) or adds `v` into a gradient element.
-#[inline(always)]
-fn put(d: &mut f32, fresh: bool, v: f32) {
-    if fresh {
-        *d = v;
-    } else {
-        *d += v;
-    }
-}
-
 /// The pipeline shift of an advance, on whole `(R, L)` arrays: `next[r, j] = pipe[r, j + 1]` for
 /// `j < L − 1` and `next[r, L − 1] = 0`. One flat copy (shifted by one element), then the last
 /// slot of every row (which the flat copy filled with the next row's first) set to 0.
@@ -531,9 +399,9 @@ fn shift_rows_left(next: &mut [f32], pipe: &[f32], l: usize) {
 }
 
 /// The adjoint of [`shift_rows_left`] except slot 0: `gp[r, j + 1] (+)= g[r, j]` for `j < L − 1`.
-/// When `fresh`, slot 0 of each row is left with an unspecified value for the caller to write.
-fn shift_rows_left_adjoint(gp: &mut [f32], fresh: bool, g: &[f32], l: usize) {
-    if fresh {
+/// When written, slot 0 of each row is left with an unspecified value for the caller to write.
+fn shift_rows_left_adjoint(gp: &mut [f32], mode: WriteOrAdd, g: &[f32], l: usize) {
+    if mode.is_write() {
         let n = g.len();
         if n > 0 {
             gp[1..].copy_from_slice(&g[..n - 1]);
@@ -547,55 +415,49 @@ fn shift_rows_left_adjoint(gp: &mut [f32], fresh: bool, g: &[f32], l: usize) {
     }
 }
 
-/// `(∂cost/∂on_hand, ∂cost/∂demand)` of the store cost; 0 at the kink `on == d` (the engine's
-/// convention for `max(x, 0)`), except profit mode's `min(on, d)`, which splits a tie 0.5 / 0.5.
-fn store_cost_partials(
-    on: f32,
-    d: f32,
-    holding: f32,
-    underage: f32,
-    objective: Objective,
-) -> (f32, f32) {
-    let over = select_or_zero(on > d, holding);
-    match objective {
-        Objective::Cost => {
-            let under = select_or_zero(on < d, underage);
-            (over - under, under - over)
-        }
-        Objective::Profit => {
-            // −p·min(on, d): the smaller argument gets the gradient, a tie (or NaN) splits it
-            let (below, above) = (on < d, on > d);
-            let tie = !below && !above;
-            let sales_on = select_or_zero(below, 1.0) + select_or_zero(tie, 0.5);
-            let sales_d = select_or_zero(above, 1.0) + select_or_zero(tie, 0.5);
-            (over - underage * sales_on, -over - underage * sales_d)
-        }
-    }
-}
-
-/// `(∂leftover/∂on_hand, ∂leftover/∂demand)`: backlog `on − d`; lost `max(on − d, 0)` (0 at the kink).
-fn leftover_partials(on: f32, d: f32, unmet: UnmetDemand) -> (f32, f32) {
-    match unmet {
-        UnmetDemand::Backlogged => (1.0, -1.0),
-        UnmetDemand::Lost => (select_or_zero(on > d, 1.0), select_or_zero(on > d, -1.0)),
-    }
-}
-
-/// `v` if `take`, else `+0.0`, by masking the bits rather than branching: the comparisons in the
-/// partials above depend on the data (on-hand against demand), so a branch would be mispredicted
-/// about as often as taken, and these loops run once per row and period.
-#[inline(always)]
-fn select_or_zero(take: bool, v: f32) -> f32 {
-    f32::from_bits(v.to_bits() & u32::from(take).wrapping_neg())
-}
-
-/// Store cost of one period: input `[pipeline (R, Ls), demand (R, 1)]`, output `(R, 1)`.
-/// Cost mode `p·max(d − on, 0) + h·max(on − d, 0)`; profit mode `−p·min(on, d) + h·max(on − d, 0)`.
+/// Store cost of one period: input `[pipeline (R, Ls), demand (R, 1)]`, output `(R, 1)`: the
+/// objective's [`StoreCostFormula`] of `(on-hand, demand)` per row ([`CostMode`], [`ProfitMode`]).
 #[derive(Debug)]
 pub struct StoreCost {
     underage: Vec<f32>,
     holding: Vec<f32>,
     objective: Objective,
+}
+
+impl StoreCost {
+    /// `out[r] = C(h_r, p_r).f(on_r, d_r)`.
+    fn forward_with<C: StoreCostFormula>(
+        &self,
+        (pipe, demand, l): (&[f32], &[f32], usize),
+        out: &mut [f32],
+    ) {
+        let rows = (pipe.chunks_exact(l).zip(demand)).zip(self.holding.iter().zip(&self.underage));
+        for (o, ((row, &d), (&h, &p))) in out.iter_mut().zip(rows) {
+            *o = C::new(h, p).f(row[0], d);
+        }
+    }
+
+    /// The VJP through `C`'s partials, in one pass over the rows, each row's partials computed
+    /// once: `gp[r, 0] += g_r·∂f/∂on` (only the on-hand has a gradient; `gp` holds the adjoint so
+    /// far), `gd[r] (+)= g_r·∂f/∂d`.
+    fn backward_with<C: StoreCostFormula>(
+        &self,
+        (pipe, demand, l): (&[f32], &[f32], usize),
+        g: &[f32],
+        mut gp: Option<&mut [f32]>,
+        mut gd: Option<(&mut [f32], WriteOrAdd)>,
+    ) {
+        let rows = (pipe.chunks_exact(l).zip(demand)).zip(self.holding.iter().zip(&self.underage));
+        for (r, (((row, &d), (&h, &p)), &gr)) in rows.zip(g).enumerate() {
+            let (d_on, d_demand) = C::new(h, p).df(row[0], d);
+            if let Some(gp) = gp.as_deref_mut() {
+                gp[r * l] += gr * d_on;
+            }
+            if let Some((gd, mode)) = gd.as_mut() {
+                mode.put(&mut gd[r], gr * d_demand);
+            }
+        }
+    }
 }
 
 impl CustomOp for StoreCost {
@@ -611,69 +473,39 @@ impl CustomOp for StoreCost {
         (inputs[0].0, 1)
     }
     fn forward(&self, inputs: &[&Array2<f32>], output: &mut Array2<f32>) {
-        let l = inputs[0].ncols();
-        let (pipe, demand) = (flat(inputs[0]), flat(inputs[1]));
-        let rows = (pipe.chunks_exact(l).zip(demand)).zip(self.holding.iter().zip(&self.underage));
-        let out = flat_mut(output).iter_mut().zip(rows);
+        let x = (flat(inputs[0]), flat(inputs[1]), inputs[0].ncols());
+        let out = flat_mut(output);
         // one loop per objective (no per-row `match`), iterators (no bounds checks)
         match self.objective {
-            Objective::Cost => {
-                for (o, ((row, &d), (&h, &p))) in out {
-                    *o = dynamics::store_cost(row[0], d, h, p);
-                }
-            }
-            Objective::Profit => {
-                for (o, ((row, &d), (&h, &p))) in out {
-                    *o = dynamics::store_profit_cost(row[0], d, h, p);
-                }
-            }
+            Objective::Cost => self.forward_with::<CostMode>(x, out),
+            Objective::Profit => self.forward_with::<ProfitMode>(x, out),
         }
     }
     fn backward(
         &self,
         inputs: &[&Array2<f32>],
-        output: &Array2<f32>,
-        g: &Array2<f32>,
-        grads: &mut [Option<Array2<f32>>],
-    ) {
-        self.backward_into(inputs, output, g, grads, &[false; 2]);
-    }
-    fn backward_into(
-        &self,
-        inputs: &[&Array2<f32>],
         _: &Array2<f32>,
         g: &Array2<f32>,
-        grads: &mut [Option<Array2<f32>>],
-        fresh: &[bool],
+        grads: &mut [Option<InputGrad>],
     ) {
-        let l = inputs[0].ncols();
-        let (pipe, demand, g) = (flat(inputs[0]), flat(inputs[1]), flat(g));
+        let x = (flat(inputs[0]), flat(inputs[1]), inputs[0].ncols());
         let [gp, gd] = grads else {
             unreachable!("store_cost has two inputs")
         };
-        // only the on-hand (slot 0) has a gradient: a fresh pipeline adjoint is zeroed at once
-        let mut gp = gp.as_mut().map(flat_mut);
-        if let (Some(gp), true) = (gp.as_deref_mut(), fresh[0]) {
-            gp.fill(0.0);
-        }
-        let mut gd = gd.as_mut().map(flat_mut);
-        // one pass over the rows, each row's partials computed once
-        let rows = (pipe.chunks_exact(l).zip(demand)).zip(self.holding.iter().zip(&self.underage));
-        for (r, (((row, &d), (&h, &p)), &gr)) in rows.zip(g).enumerate() {
-            let (d_on, d_demand) = store_cost_partials(row[0], d, h, p, self.objective);
-            if let Some(gp) = gp.as_deref_mut() {
-                gp[r * l] += gr * d_on;
-            }
-            if let Some(gd) = gd.as_deref_mut() {
-                put(&mut gd[r], fresh[1], gr * d_demand);
-            }
+        // only the on-hand (slot 0) has a gradient: a pipeline adjoint to be written is zeroed
+        let gp = gp.as_mut().map(|gp| flat_mut(gp.zeroed_for_adding()));
+        let gd = gd.as_mut().map(InputGrad::parts);
+        match self.objective {
+            Objective::Cost => self.backward_with::<CostMode>(x, flat(g), gp, gd),
+            Objective::Profit => self.backward_with::<ProfitMode>(x, flat(g), gp, gd),
         }
     }
 }
 
 /// Store pipeline advance: input `[pipeline (R, Ls), demand (R, 1), received (R, W')]`, output the
-/// next pipeline `(R, Ls)`: leftover (clipped at 0 for lost sales) plus the next arrival in slot 0,
-/// slots shifted left, each received shipment added in slot `lead_time − 1`.
+/// next pipeline `(R, Ls)`: the unmet-demand rule's [`LeftoverFormula`] of `(on-hand, demand)`
+/// ([`LostSales`], [`Backlogging`]) plus the next arrival in slot 0, slots shifted left, each
+/// received shipment added in slot `lead_time − 1`.
 #[derive(Debug)]
 pub struct StoreAdvance {
     unmet: UnmetDemand,
@@ -703,6 +535,55 @@ impl StoreAdvance {
             uniform_slot,
         }
     }
+
+    /// The forward pass with the leftover formula `U`.
+    fn forward_with<U: LeftoverFormula>(&self, inputs: &[&Array2<f32>], out: &mut [f32]) {
+        let l = inputs[0].ncols();
+        let ns = self.n_sources;
+        let (pipe, demand, received) = (flat(inputs[0]), flat(inputs[1]), flat(inputs[2]));
+        shift_rows_left(out, pipe, l);
+        let rows = out.chunks_exact_mut(l).zip(pipe.chunks_exact(l));
+        if let Some(slot) = self.uniform_slot {
+            for ((next, row), (&d, &q)) in rows.zip(demand.iter().zip(received)) {
+                next[0] += U::default().f(row[0], d);
+                next[slot] += q;
+            }
+            return;
+        }
+        for (r, (next, row)) in rows.enumerate() {
+            next[0] += U::default().f(row[0], demand[r]);
+            for k in r * ns..(r + 1) * ns {
+                if self.edge[k] {
+                    next[self.slot[k] as usize] += received[k];
+                }
+            }
+        }
+    }
+
+    /// The pipeline and demand adjoints through `U`'s partials.
+    fn backward_with<U: LeftoverFormula>(
+        &self,
+        (pipe, demand, l): (&[f32], &[f32], usize),
+        g: &[f32],
+        gp: Option<&mut InputGrad>,
+        gd: Option<&mut InputGrad>,
+    ) {
+        let partials = |r: usize| U::default().df(pipe[r * l], demand[r]);
+        if let Some(gp) = gp {
+            // next[j] = pipe[j + 1] for j ≥ 0, plus the leftover in slot 0
+            let (gp, mode) = gp.parts();
+            shift_rows_left_adjoint(gp, mode, g, l);
+            for (r, (gp_row, g_row)) in gp.chunks_exact_mut(l).zip(g.chunks_exact(l)).enumerate() {
+                mode.put(&mut gp_row[0], g_row[0] * partials(r).0);
+            }
+        }
+        if let Some(gd) = gd {
+            let (gd, mode) = gd.parts();
+            for (r, (d, g_row)) in gd.iter_mut().zip(g.chunks_exact(l)).enumerate() {
+                mode.put(d, g_row[0] * partials(r).1);
+            }
+        }
+    }
 }
 
 impl CustomOp for StoreAdvance {
@@ -718,89 +599,40 @@ impl CustomOp for StoreAdvance {
         inputs[0]
     }
     fn forward(&self, inputs: &[&Array2<f32>], out: &mut Array2<f32>) {
-        let l = inputs[0].ncols();
-        let ns = self.n_sources;
-        let (pipe, demand, received) = (flat(inputs[0]), flat(inputs[1]), flat(inputs[2]));
         let out = flat_mut(out);
-        shift_rows_left(out, pipe, l);
-        if let Some(slot) = self.uniform_slot {
-            let rows = (out.chunks_exact_mut(l).zip(pipe.chunks_exact(l)))
-                .zip(demand.iter().zip(received));
-            match self.unmet {
-                UnmetDemand::Lost => {
-                    for ((next, row), (&d, &q)) in rows {
-                        next[0] += dynamics::leftover_lost(row[0], d);
-                        next[slot] += q;
-                    }
-                }
-                UnmetDemand::Backlogged => {
-                    for ((next, row), (&d, &q)) in rows {
-                        next[0] += dynamics::leftover_backlogged(row[0], d);
-                        next[slot] += q;
-                    }
-                }
-            }
-            return;
-        }
-        for (r, (next, row)) in out
-            .chunks_exact_mut(l)
-            .zip(pipe.chunks_exact(l))
-            .enumerate()
-        {
-            next[0] += match self.unmet {
-                UnmetDemand::Lost => dynamics::leftover_lost(row[0], demand[r]),
-                UnmetDemand::Backlogged => dynamics::leftover_backlogged(row[0], demand[r]),
-            };
-            for k in r * ns..(r + 1) * ns {
-                if self.edge[k] {
-                    next[self.slot[k] as usize] += received[k];
-                }
-            }
+        match self.unmet {
+            UnmetDemand::Lost => self.forward_with::<LostSales>(inputs, out),
+            UnmetDemand::Backlogged => self.forward_with::<Backlogging>(inputs, out),
         }
     }
     fn backward(
         &self,
         inputs: &[&Array2<f32>],
-        output: &Array2<f32>,
-        g: &Array2<f32>,
-        grads: &mut [Option<Array2<f32>>],
-    ) {
-        self.backward_into(inputs, output, g, grads, &[false; 3]);
-    }
-    fn backward_into(
-        &self,
-        inputs: &[&Array2<f32>],
         _: &Array2<f32>,
         g: &Array2<f32>,
-        grads: &mut [Option<Array2<f32>>],
-        fresh: &[bool],
+        grads: &mut [Option<InputGrad>],
     ) {
         let l = inputs[0].ncols();
         let ns = self.n_sources;
-        let (pipe, demand, g) = (flat(inputs[0]), flat(inputs[1]), flat(g));
+        let x = (flat(inputs[0]), flat(inputs[1]), l);
+        let g = flat(g);
         let [gp, gd, gr] = grads else {
             unreachable!("store_advance has three inputs")
         };
-        let partials = |r: usize| leftover_partials(pipe[r * l], demand[r], self.unmet);
-        if let Some(gp) = gp.as_mut() {
-            // next[j] = pipe[j + 1] for j ≥ 0, plus the leftover in slot 0
-            let gp = flat_mut(gp);
-            shift_rows_left_adjoint(gp, fresh[0], g, l);
-            for (r, (gp_row, g_row)) in gp.chunks_exact_mut(l).zip(g.chunks_exact(l)).enumerate() {
-                put(&mut gp_row[0], fresh[0], g_row[0] * partials(r).0);
+        match self.unmet {
+            UnmetDemand::Lost => self.backward_with::<LostSales>(x, g, gp.as_mut(), gd.as_mut()),
+            UnmetDemand::Backlogged => {
+                self.backward_with::<Backlogging>(x, g, gp.as_mut(), gd.as_mut())
             }
         }
-        if let Some(gd) = gd.as_mut() {
-            for (r, (d, g_row)) in flat_mut(gd).iter_mut().zip(g.chunks_exact(l)).enumerate() {
-                put(d, fresh[1], g_row[0] * partials(r).1);
-            }
-        }
+        // each received shipment from its slot
         if let (Some(gr), Some(slot)) = (gr.as_mut(), self.uniform_slot) {
-            for (d, g_row) in flat_mut(gr).iter_mut().zip(g.chunks_exact(l)) {
-                put(d, fresh[2], g_row[slot]);
+            let (gr, mode) = gr.parts();
+            for (d, g_row) in gr.iter_mut().zip(g.chunks_exact(l)) {
+                mode.put(d, g_row[slot]);
             }
         } else if let Some(gr) = gr.as_mut() {
-            let gr = flat_mut(gr);
+            let (gr, mode) = gr.parts();
             for (r, g_row) in g.chunks_exact(l).enumerate() {
                 for k in r * ns..(r + 1) * ns {
                     let v = if self.edge[k] {
@@ -808,7 +640,7 @@ impl CustomOp for StoreAdvance {
                     } else {
                         0.0
                     };
-                    put(&mut gr[k], fresh[2], v);
+                    mode.put(&mut gr[k], v);
                 }
             }
         }
@@ -829,11 +661,7 @@ impl Ration {
     /// Requested total per supplier row.
     fn totals(&self, requests: &[f32]) -> Vec<f32> {
         let mut total = vec![0.0f32; self.n_suppliers];
-        for (&q, &s) in requests.iter().zip(&self.supplier_row) {
-            if s != OUTSIDE_SUPPLIER {
-                total[s as usize] += q;
-            }
-        }
+        add_to_suppliers(requests, &self.supplier_row, &mut total);
         total
     }
 }
@@ -867,19 +695,9 @@ impl CustomOp for Ration {
     fn backward(
         &self,
         inputs: &[&Array2<f32>],
-        output: &Array2<f32>,
-        g: &Array2<f32>,
-        grads: &mut [Option<Array2<f32>>],
-    ) {
-        self.backward_into(inputs, output, g, grads, &[false; 2]);
-    }
-    fn backward_into(
-        &self,
-        inputs: &[&Array2<f32>],
         _: &Array2<f32>,
         g: &Array2<f32>,
-        grads: &mut [Option<Array2<f32>>],
-        fresh: &[bool],
+        grads: &mut [Option<InputGrad>],
     ) {
         // Where k < 1: out_i = q_i·A/T ⇒ ∂/∂q_j = k·δ_ij − q_i·A/T², ∂/∂A = q_i/T.
         let q = flat(inputs[0]);
@@ -897,7 +715,8 @@ impl CustomOp for Ration {
         // the unscaled branch of `rationing_factor` (k = 1) applies when total ≤ max(on-hand, 0)
         let binds = |s: usize| total[s] > 0.0 && total[s] > supply[s * l].max(0.0);
         if let Some(gr) = grads[0].as_mut() {
-            for ((d, &gi), &s) in flat_mut(gr).iter_mut().zip(gs).zip(&self.supplier_row) {
+            let (gr, mode) = gr.parts();
+            for ((d, &gi), &s) in gr.iter_mut().zip(gs).zip(&self.supplier_row) {
                 let v = if s == OUTSIDE_SUPPLIER || !binds(s as usize) {
                     gi
                 } else {
@@ -905,13 +724,14 @@ impl CustomOp for Ration {
                     let (a, t) = (supply[s * l], total[s]);
                     (a / t) * gi - (a / (t * t)) * gq_dot[s]
                 };
-                put(d, fresh[0], v);
+                mode.put(d, v);
             }
         }
         if let Some(gs_supply) = grads[1].as_mut() {
             // only the on-hand (slot 0) has a gradient
-            for (s, gs_row) in flat_mut(gs_supply).chunks_exact_mut(l).enumerate() {
-                if fresh[1] {
+            let (gs_supply, mode) = gs_supply.parts();
+            for (s, gs_row) in gs_supply.chunks_exact_mut(l).enumerate() {
+                if mode.is_write() {
                     gs_row.fill(0.0);
                 }
                 if binds(s) && supply[s * l] > 0.0 {
@@ -945,41 +765,27 @@ impl CustomOp for Outflow {
         let out = flat_mut(out);
         out.fill(0.0);
         for (x, map) in inputs.iter().zip(&self.maps) {
-            for (&v, &s) in flat(x).iter().zip(map) {
-                if s != OUTSIDE_SUPPLIER {
-                    out[s as usize] += v;
-                }
-            }
+            add_to_suppliers(flat(x), map, out);
         }
     }
     fn backward(
         &self,
-        inputs: &[&Array2<f32>],
-        output: &Array2<f32>,
-        g: &Array2<f32>,
-        grads: &mut [Option<Array2<f32>>],
-    ) {
-        let fresh = vec![false; grads.len()];
-        self.backward_into(inputs, output, g, grads, &fresh);
-    }
-    fn backward_into(
-        &self,
         _: &[&Array2<f32>],
         _: &Array2<f32>,
         g: &Array2<f32>,
-        grads: &mut [Option<Array2<f32>>],
-        fresh: &[bool],
+        grads: &mut [Option<InputGrad>],
     ) {
         let g = flat(g);
-        for ((gx, map), &fresh) in grads.iter_mut().zip(&self.maps).zip(fresh) {
+        for (gx, map) in grads.iter_mut().zip(&self.maps) {
             if let Some(gx) = gx.as_mut() {
-                for (d, &s) in flat_mut(gx).iter_mut().zip(map) {
+                let (gx, mode) = gx.parts();
+                for (d, &s) in gx.iter_mut().zip(map) {
                     let v = if s == OUTSIDE_SUPPLIER {
                         0.0
                     } else {
                         g[s as usize]
                     };
-                    put(d, fresh, v);
+                    mode.put(d, v);
                 }
             }
         }
@@ -987,11 +793,23 @@ impl CustomOp for Outflow {
 }
 
 /// Warehouse / echelon cost: input `[pipeline (R, L), outflow (R, 1), order (R, 1)]`, output
-/// `(R, 1)` = `h·max(on − outflow, 0) + edge_cost·order`.
+/// `(R, 1)` = [`UpstreamCostRate`] of ([`UpstreamLeftover`] of `(on, outflow)`, order):
+/// `h·max(on − outflow, 0) + edge_cost·order`.
 #[derive(Debug)]
 pub struct UpstreamCost {
     holding: Vec<f32>,
     edge_cost: Vec<f32>,
+}
+
+impl UpstreamCost {
+    /// Row `r`'s cost formula.
+    #[inline(always)]
+    fn rate(&self, r: usize) -> UpstreamCostRate {
+        UpstreamCostRate {
+            holding: self.holding[r],
+            edge_cost: self.edge_cost[r],
+        }
+    }
 }
 
 impl CustomOp for UpstreamCost {
@@ -1006,64 +824,61 @@ impl CustomOp for UpstreamCost {
         let (pipe, outflow, order) = (flat(inputs[0]), flat(inputs[1]), flat(inputs[2]));
         let out = flat_mut(out);
         for (r, o) in out.iter_mut().enumerate() {
-            let leftover = pipe[r * l] - outflow[r];
-            *o = dynamics::holding_cost(self.holding[r], leftover)
-                + dynamics::edge_cost(self.edge_cost[r], order[r]);
+            let leftover = UpstreamLeftover.f(pipe[r * l], outflow[r]);
+            *o = self.rate(r).f(leftover, order[r]);
         }
     }
     fn backward(
         &self,
         inputs: &[&Array2<f32>],
-        output: &Array2<f32>,
-        g: &Array2<f32>,
-        grads: &mut [Option<Array2<f32>>],
-    ) {
-        self.backward_into(inputs, output, g, grads, &[false; 3]);
-    }
-    fn backward_into(
-        &self,
-        inputs: &[&Array2<f32>],
         _: &Array2<f32>,
         g: &Array2<f32>,
-        grads: &mut [Option<Array2<f32>>],
-        fresh: &[bool],
+        grads: &mut [Option<InputGrad>],
     ) {
         let l = inputs[0].ncols();
-        let (pipe, outflow, g) = (flat(inputs[0]), flat(inputs[1]), flat(g));
+        let (pipe, outflow, order, g) =
+            (flat(inputs[0]), flat(inputs[1]), flat(inputs[2]), flat(g));
         let [gp, go, gq] = grads else {
             unreachable!("upstream_cost has three inputs")
         };
         // one pass per input gradient over flat slices (no per-element bounds checks or branches
-        // on which gradients are wanted); the same operations per element
-        let d_post = |r: usize| {
-            let post = pipe[r * l] - outflow[r];
-            if post > 0.0 { self.holding[r] } else { 0.0 }
+        // on which gradients are wanted); the same operations per element. The chain rule through
+        // the leftover multiplies by its partials ±1, which is exact.
+        let partials = |r: usize| {
+            let (on, out) = (pipe[r * l], outflow[r]);
+            let (d_on, d_out) = UpstreamLeftover.df(on, out);
+            let d_leftover = self.rate(r).df(UpstreamLeftover.f(on, out), order[r]).0;
+            (d_leftover * d_on, d_leftover * d_out)
         };
         if let Some(gp) = gp.as_mut() {
             // only the on-hand (slot 0) has a gradient
-            for (r, gp_row) in flat_mut(gp).chunks_exact_mut(l).enumerate() {
-                if fresh[0] {
+            let (gp, mode) = gp.parts();
+            for (r, gp_row) in gp.chunks_exact_mut(l).enumerate() {
+                if mode.is_write() {
                     gp_row.fill(0.0);
                 }
-                gp_row[0] += g[r] * d_post(r);
+                gp_row[0] += g[r] * partials(r).0;
             }
         }
         if let Some(go) = go.as_mut() {
-            for (r, d) in flat_mut(go).iter_mut().enumerate() {
-                put(d, fresh[1], -(g[r] * d_post(r)));
+            let (go, mode) = go.parts();
+            for (r, d) in go.iter_mut().enumerate() {
+                mode.put(d, g[r] * partials(r).1);
             }
         }
         if let Some(gq) = gq.as_mut() {
-            for ((d, &g_r), &c) in flat_mut(gq).iter_mut().zip(g).zip(&self.edge_cost) {
-                put(d, fresh[2], g_r * c);
+            let (gq, mode) = gq.parts();
+            for (r, (d, &g_r)) in gq.iter_mut().zip(g).enumerate() {
+                let d_order = self.rate(r).df(0.0, order[r]).1;
+                mode.put(d, g_r * d_order);
             }
         }
     }
 }
 
 /// Warehouse / echelon pipeline advance: input `[pipeline (R, L), outflow (R, 1), order (R, 1)]`,
-/// output the next pipeline: `on − outflow + next arrival` in slot 0, shift left, the order in slot
-/// `lead_time − 1`.
+/// output the next pipeline: [`UpstreamLeftover`] of `(on, outflow)` plus the next arrival in slot
+/// 0, shift left, the order in slot `lead_time − 1`.
 #[derive(Debug)]
 pub struct UpstreamAdvance {
     slot: Vec<u32>,
@@ -1086,53 +901,43 @@ impl CustomOp for UpstreamAdvance {
             .zip(pipe.chunks_exact(l))
             .enumerate()
         {
-            next[0] += row[0] - outflow[r];
+            next[0] += UpstreamLeftover.f(row[0], outflow[r]);
             next[self.slot[r] as usize] += order[r];
         }
     }
     fn backward(
         &self,
         inputs: &[&Array2<f32>],
-        output: &Array2<f32>,
-        g: &Array2<f32>,
-        grads: &mut [Option<Array2<f32>>],
-    ) {
-        self.backward_into(inputs, output, g, grads, &[false; 3]);
-    }
-    fn backward_into(
-        &self,
-        inputs: &[&Array2<f32>],
         _: &Array2<f32>,
         g: &Array2<f32>,
-        grads: &mut [Option<Array2<f32>>],
-        fresh: &[bool],
+        grads: &mut [Option<InputGrad>],
     ) {
         let l = inputs[0].ncols();
-        let g = flat(g);
+        let (pipe, outflow, g) = (flat(inputs[0]), flat(inputs[1]), flat(g));
         let [gp, go, gq] = grads else {
             unreachable!("upstream_advance has three inputs")
         };
+        // slot 0 of the next pipeline holds the leftover; multiplying by its partials ±1 is exact
+        let partials = |r: usize| UpstreamLeftover.df(pipe[r * l], outflow[r]);
         if let Some(gp) = gp.as_mut() {
-            // next[j] = pipe[j + 1], plus pipe[0] − outflow in slot 0
-            let gp = flat_mut(gp);
-            shift_rows_left_adjoint(gp, fresh[0], g, l);
-            for (gp_row, g_row) in gp.chunks_exact_mut(l).zip(g.chunks_exact(l)) {
-                put(&mut gp_row[0], fresh[0], g_row[0]);
+            // next[j] = pipe[j + 1], plus the leftover in slot 0
+            let (gp, mode) = gp.parts();
+            shift_rows_left_adjoint(gp, mode, g, l);
+            for (r, (gp_row, g_row)) in gp.chunks_exact_mut(l).zip(g.chunks_exact(l)).enumerate() {
+                mode.put(&mut gp_row[0], g_row[0] * partials(r).0);
             }
         }
         if let Some(go) = go.as_mut() {
-            for (d, g_row) in flat_mut(go).iter_mut().zip(g.chunks_exact(l)) {
-                if fresh[1] {
-                    *d = -g_row[0];
-                } else {
-                    *d -= g_row[0];
-                }
+            let (go, mode) = go.parts();
+            for (r, (d, g_row)) in go.iter_mut().zip(g.chunks_exact(l)).enumerate() {
+                mode.put(d, g_row[0] * partials(r).1);
             }
         }
         if let Some(gq) = gq.as_mut() {
             let rows = g.chunks_exact(l).zip(&self.slot);
-            for (d, (g_row, &slot)) in flat_mut(gq).iter_mut().zip(rows) {
-                put(d, fresh[2], g_row[slot as usize]);
+            let (gq, mode) = gq.parts();
+            for (d, (g_row, &slot)) in gq.iter_mut().zip(rows) {
+                mode.put(d, g_row[slot as usize]);
             }
         }
     }
@@ -1154,8 +959,8 @@ mod tests {
     #[test]
     fn store_partials_on_each_side_of_the_kink() {
         let (h, p) = (1.5, 9.0);
-        let cost = |on, d| store_cost_partials(on, d, h, p, Objective::Cost);
-        let profit = |on, d| store_cost_partials(on, d, h, p, Objective::Profit);
+        let cost = |on, d| CostMode::new(h, p).df(on, d);
+        let profit = |on, d| ProfitMode::new(h, p).df(on, d);
         assert_eq!(cost(5.0, 3.0), (h, -h));
         assert_eq!(cost(3.0, 5.0), (-p, p));
         assert_eq!(cost(4.0, 4.0), (0.0, 0.0));
@@ -1164,14 +969,11 @@ mod tests {
         assert_eq!(profit(3.0, 5.0), (-p, 0.0));
         assert_eq!(profit(4.0, 4.0), (-0.5 * p, -0.5 * p));
         assert_eq!(profit(4.0, f32::NAN), (-0.5 * p, -0.5 * p));
-        let lost = |on, d| leftover_partials(on, d, UnmetDemand::Lost);
+        let lost = |on, d| LostSales.df(on, d);
         assert_eq!(lost(5.0, 3.0), (1.0, -1.0));
         assert_eq!(lost(3.0, 5.0), (0.0, 0.0));
         assert_eq!(lost(4.0, 4.0), (0.0, 0.0));
-        assert_eq!(
-            leftover_partials(3.0, 5.0, UnmetDemand::Backlogged),
-            (1.0, -1.0)
-        );
+        assert_eq!(Backlogging.df(3.0, 5.0), (1.0, -1.0));
         for (a, b) in [
             cost(4.0, 4.0),
             cost(5.0, 3.0),
@@ -1183,36 +985,39 @@ mod tests {
         }
     }
 
-    /// `backward_into` against the trait's plain `backward` (zeroed buffers, then `+=`): fresh
-    /// buffers full of NaN must come out equal to `0 + backward`, and existing adjoints must come
-    /// out equal to `adjoint + backward`.
-    fn check_backward_into(op: &dyn CustomOp, inputs: &[Array2<f32>], rng: &mut Pcg64Mcg) {
+    /// Writing against adding: buffers to be written, full of NaN, must come out equal to a
+    /// backward pass added into zeros, and existing adjoints must come out equal to
+    /// `adjoint + that pass`.
+    fn check_write_and_add(op: &dyn CustomOp, inputs: &[Array2<f32>], rng: &mut Pcg64Mcg) {
         let views: Vec<&Array2<f32>> = inputs.iter().collect();
         let shapes: Vec<(usize, usize)> = inputs.iter().map(|a| a.dim()).collect();
         let mut output = Array2::zeros(op.output_shape(&shapes));
         op.forward(&views, &mut output);
         let g = output.mapv(|_| rng.random_range(-1.0..1.0f32));
-        let mut reference: Vec<Option<Array2<f32>>> =
-            shapes.iter().map(|&s| Some(Array2::zeros(s))).collect();
+        let mut reference: Vec<Option<InputGrad>> = shapes
+            .iter()
+            .map(|&s| Some(InputGrad::add(Array2::zeros(s))))
+            .collect();
         op.backward(&views, &output, &g, &mut reference);
         let existing: Vec<Array2<f32>> = shapes
             .iter()
             .map(|&s| Array2::from_shape_simple_fn(s, || rng.random_range(-1.0..1.0f32)))
             .collect();
         for fresh in [true, false] {
-            let mut grads: Vec<Option<Array2<f32>>> = existing
+            let mut grads: Vec<Option<InputGrad>> = existing
                 .iter()
                 .map(|e| {
                     Some(if fresh {
-                        e.mapv(|_| f32::NAN)
+                        InputGrad::write(e.mapv(|_| f32::NAN))
                     } else {
-                        e.clone()
+                        InputGrad::add(e.clone())
                     })
                 })
                 .collect();
-            op.backward_into(&views, &output, &g, &mut grads, &vec![fresh; inputs.len()]);
+            op.backward(&views, &output, &g, &mut grads);
             for (k, (got, want)) in grads.iter().zip(&reference).enumerate() {
                 let (got, want) = (got.as_ref().unwrap(), want.as_ref().unwrap());
+                let (got, want) = (got.buffer(), want.buffer());
                 let want = if fresh {
                     want.clone()
                 } else {
@@ -1249,13 +1054,20 @@ mod tests {
                 general.forward(&inputs, &mut b);
                 assert_eq!(bits(&a), bits(&b), "forward, {unmet:?}, slot {slot}");
                 for fresh in [true, false] {
-                    let mut ga: Vec<Option<Array2<f32>>> =
-                        starts.iter().map(|x| Some(x.clone())).collect();
-                    let mut gb = ga.clone();
-                    fast.backward_into(&inputs, &a, &g, &mut ga, &[fresh; 3]);
-                    general.backward_into(&inputs, &b, &g, &mut gb, &[fresh; 3]);
+                    let grads = || -> Vec<Option<InputGrad>> {
+                        let grad = if fresh {
+                            InputGrad::write
+                        } else {
+                            InputGrad::add
+                        };
+                        starts.iter().map(|x| Some(grad(x.clone()))).collect()
+                    };
+                    let (mut ga, mut gb) = (grads(), grads());
+                    fast.backward(&inputs, &a, &g, &mut ga);
+                    general.backward(&inputs, &b, &g, &mut gb);
                     for (x, y) in ga.iter().zip(&gb) {
                         let (x, y) = (x.as_ref().unwrap(), y.as_ref().unwrap());
+                        let (x, y) = (x.buffer(), y.buffer());
                         assert_eq!(bits(x), bits(y), "backward, {unmet:?}, slot {slot}");
                     }
                 }
@@ -1271,7 +1083,7 @@ mod tests {
     }
 
     #[test]
-    fn backward_into_matches_backward_on_every_setting() {
+    fn writing_matches_adding_on_every_setting() {
         let mut rng = Pcg64Mcg::seed_from_u64(3);
         for info in list_settings() {
             let setting = setting(info.name).unwrap();
@@ -1324,7 +1136,7 @@ mod tests {
                 cases.push((d.echelon_advance.as_deref().unwrap(), parts));
             }
             for (op, inputs) in &cases {
-                check_backward_into(*op, inputs, &mut rng);
+                check_write_and_add(*op, inputs, &mut rng);
             }
         }
     }
