@@ -6,8 +6,7 @@
 //! keeps 8-lane accumulators in `ymm` registers: `n` a multiple of 8 up to 128 in column panels of
 //! 16, and narrow outputs (`n < 8`, an output layer) with `k` a multiple of 8 up to 64.
 //! Other shapes fall back to the `gemm` crate's general product, single-threaded (or a portable loop
-//! for `n < 8`): on the wide layers (256–512) it measured 6–14 % faster than `matrixmultiply`, the
-//! GEMM behind `ndarray` that this module used before (docs/performance.md).
+//! for `n < 8`), faster than `matrixmultiply` on the wide layers (docs/performance.md).
 //!
 //! Row-major, contiguous slices throughout:
 //! * [`matmul`]: `c (m×n) = a (m×k) · b (k×n)`, or `+=`;
@@ -24,19 +23,15 @@ pub const MAX_N: usize = 64;
 /// register kernels of this module: AVX2+FMA present, `n` a multiple of 8 up to 128, `b` at most
 /// 32 KiB (`k·n ≤ 8192`, so it stays in L1 while the rows of `a` stream past), and `n ≥ 32` unless
 /// `k ≤ 64` (a narrower panel has too few accumulators to hide the FMA latency over a long `k`).
-/// Otherwise it goes to the general GEMM (`packs_operands`), which blocks `b` for the cache.
-/// Measured on one core (GFLOP/s, register against general): `k = 256, n = 64` 59 against 96 and
-/// `k = 256, n = 16` 51 against 95 (`m = 512`); `k = 96, n = 128` 59 against 95 and `k = 64,
-/// n = 128` 96 against 94 (`m = 256`); `k = n = 32` 95 against 86 (`m = 10,240`).
+/// Otherwise it goes to the general GEMM (`packs_operands`), which blocks `b` for the cache (the
+/// thresholds are measured: docs/performance.md, "Matrix products").
 pub fn register_kernels(k: usize, n: usize) -> bool {
     n.is_multiple_of(8) && n <= 2 * MAX_N && k * n <= 8192 && (n >= 32 || k <= 64) && avx2_fma()
 }
 
 /// True when the weight gradient `aᵀ · g` (`a: m×k`, `g: m×n`) runs on the register kernels: `n`
 /// a multiple of 8 and either `n ≤ 64` (any `k`: the kernel walks `c` in strips of rows over
-/// cache-sized blocks of `a` and `g`) or `n ≤ 128` with `k ≤ 96`. Measured on one core
-/// (`m = 512`): `k = 264, n = 16` 89 GFLOP/s against 88 for the general GEMM; `k = 256, n = 32`
-/// 84 against 76.
+/// cache-sized blocks of `a` and `g`) or `n ≤ 128` with `k ≤ 96` (measured: docs/performance.md).
 fn at_b_register_kernels(k: usize, n: usize) -> bool {
     n.is_multiple_of(8) && (n <= MAX_N || (n <= 2 * MAX_N && k <= 96)) && avx2_fma()
 }
@@ -798,8 +793,8 @@ mod avx2 {
             if ACT == ACT_TIMES_ELU_DERIVATIVE {
                 // `y` was written by the forward pass many periods ago and is usually out of
                 // cache: ask for the first line of each of the strip's rows now, so that the
-                // misses overlap the multiply-adds instead of stalling the epilogue (≈ 0.7 % of
-                // a one-store epoch; prefetching a whole block ahead was slower)
+                // misses overlap the multiply-adds instead of stalling the epilogue
+                // (docs/performance.md)
                 let yp = y.as_ptr().add(i0 * n + j0);
                 for r in 0..R {
                     _mm_prefetch::<_MM_HINT_T0>(yp.add(r * n) as *const i8);
@@ -884,9 +879,8 @@ mod avx2 {
             let mut j0 = 0;
             while j0 < n {
                 // 16-column panels, each in strips of 6 rows of `c`: 12 accumulators, 2 loads of
-                // `g` and one broadcast of `a` per row (8 loads per 12 FMAs, 15 registers).
-                // Measured against 32-column panels in strips of 2 rows (8 accumulators, 6 loads
-                // per 8 FMAs): 85–92 against 73–77 GFLOP/s on one core at k = 32–96, n = 32–64.
+                // `g` and one broadcast of `a` per row (8 loads per 12 FMAs, 15 registers;
+                // docs/performance.md)
                 let blocks = ((n - j0) / 8).min(2);
                 let panel = Panel { n, j0 };
                 let sums = sums.as_mut().map(|s| s.reborrow());
