@@ -19,6 +19,8 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::rng::parameter_rng;
+
 /// Per-store parameters of the reference's multi-store instances (50 stores).
 const REFERENCE_PARAMETERS_JSON: &str =
     include_str!("../../../data/instances/multi_store_parameters.json");
@@ -1754,11 +1756,6 @@ fn parse_override_value(value: &str) -> toml::Value {
         .ok()
         .and_then(|mut table| table.remove("v"))
         .unwrap_or_else(|| toml::Value::String(value.to_string()))
-}
-
-/// The RNG of per-store parameter draws: a stream keyed by the seed and the field name.
-fn parameter_rng(seed: u64, field: &str) -> Pcg64 {
-    crate::scenario::keyed_rng(&[seed, crate::scenario::name_key(field)])
 }
 
 /// `U[low, high)`.

@@ -3,7 +3,7 @@
 //!
 //! Read top to bottom: [`config`] (what a setting is, TOML, overrides, validation),
 //! [`settings`] (the embedded synthetic settings), [`state`] (the batched data layout),
-//! [`scenario`] (seeded generation of parameters, initial states and demand), [`dynamics`]
+//! [`rng`] (the keyed random streams), [`scenario`] (seeded generation of parameters, initial states and demand), [`dynamics`]
 //! (the scalar formulas and the step), [`eval`] (the sharded, streaming, tape-free evaluator).
 //! `docs/simulator.md` documents the semantics and every configuration key.
 
@@ -11,6 +11,7 @@ pub mod config;
 pub mod dynamics;
 pub mod eval;
 pub mod optimum;
+pub mod rng;
 pub mod scenario;
 pub mod settings;
 pub mod state;
