@@ -28,8 +28,9 @@ use crate::checkpoint::{Checkpoint, remove_stale_temp_files, retry_once, write_a
 use crate::config::TrainConfig;
 use crate::optimum::{self, OptimumCache, ReferenceKind};
 use crate::published::{self, Published};
+use crate::record::{EpochRecord, StopReason};
 use crate::run::RunDir;
-use crate::trainer::{EpochRecord, StopReason, TrainError, Trainer};
+use crate::trainer::{TrainError, Trainer};
 use hdpo_policy::PolicyError;
 use hdpo_sim::config::Split;
 use plotters::prelude::*;
