@@ -27,11 +27,10 @@
 
 use crate::allocation::PROPORTIONAL_EPS;
 use crate::dense::{BlockIndex, DenseElu, PerBatchSize};
-use crate::mlp::{Activation, Mlp, MlpSpec};
+use crate::mlp::{Activation, Mlp, MlpSpec, ParamNodes, mlp_tail};
 use crate::observation::{DemandScales, Feature, NetworkShape, Observation};
 use crate::policy::PolicyError;
 use crate::spec::PolicySpec;
-use crate::symmetry::{ParamNodes, mlp_tail};
 use hdpo_autodiff::optim::init;
 use hdpo_autodiff::{Csr, CustomOp, ParamId, ParamStore, Tape, Var};
 use hdpo_sim::config::StaticFeature;
