@@ -21,7 +21,7 @@ use crate::dense::{BlockIndex, DenseElu, PerBatchSize};
 /// Re-exported from [`crate::mlp`], its home (the path `symmetry::ParamNodes` keeps working).
 pub use crate::mlp::ParamNodes;
 use crate::mlp::{Activation, Mlp, MlpSpec, mlp_tail};
-use crate::observation::{DemandScales, Feature, NetworkShape, Observation};
+use crate::observation::{DemandScales, Feature, NetworkShape, TapeObservation};
 use crate::policy::{PolicyError, repeat_rows_index};
 use crate::spec::PolicySpec;
 use hdpo_autodiff::optim::init;
@@ -208,7 +208,7 @@ impl SymmetryAwareNet {
     }
 
     /// Its actions on the tape.
-    pub fn act(&self, tape: &mut Tape, params: &ParamStore, obs: &Observation) -> TapeActions {
+    pub fn act(&self, tape: &mut Tape, params: &ParamStore, obs: &TapeObservation) -> TapeActions {
         self.act_with(tape, &mut |t: &mut Tape, id| t.param(params, id), obs)
     }
 
@@ -218,7 +218,7 @@ impl SymmetryAwareNet {
         &self,
         tape: &mut Tape,
         param: &mut ParamNodes<'_>,
-        obs: &Observation,
+        obs: &TapeObservation,
     ) -> TapeActions {
         let b = obs.n_samples();
         let (s, ls, lw) = (self.n_stores, self.store_pipeline, self.warehouse_pipeline);
@@ -313,7 +313,7 @@ fn repeat_rows_blocks(n_samples: usize, times: usize, width: usize) -> BlockInde
 
 /// `(B·S, 4)`: `[mean, std, underage cost, lead time]` of every store row; with demand scales
 /// `[mean / average store mean of the sample, std / mean, …]`.
-fn store_statics(obs: &Observation, scales: Option<&DemandScales>) -> Array2<f32> {
+fn store_statics(obs: &TapeObservation, scales: Option<&DemandScales>) -> Array2<f32> {
     let st = obs.statics;
     let rows = st.mean.len();
     let s = st.n_stores;

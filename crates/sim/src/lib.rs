@@ -19,6 +19,6 @@ pub mod tape;
 
 pub use config::{ConfigError, Objective, Setting, Split, UnmetDemand};
 pub use dynamics::{StepError, step};
-pub use eval::{ActionPolicy, BaseStockPolicy, EvalOptions, EvalReport, Observation, evaluate};
+pub use eval::{ActionPolicy, BaseStockPolicy, EvalObservation, EvalOptions, EvalReport, evaluate};
 pub use scenario::{DemandStream, Scenario, ScenarioGenerator};
 pub use state::{Actions, State, Statics};
