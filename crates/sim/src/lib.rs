@@ -10,7 +10,6 @@
 pub mod config;
 pub mod dynamics;
 pub mod eval;
-pub mod optimum;
 pub mod rng;
 pub mod scenario;
 pub mod settings;

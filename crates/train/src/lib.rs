@@ -9,7 +9,7 @@ pub mod budget;
 pub mod checkpoint;
 pub mod config;
 pub mod memo;
-pub mod optimum;
+pub mod optimum_cache;
 pub mod published;
 pub mod record;
 pub mod reproduce;

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
-use crate::optimum::ReferenceKind;
 use crate::record::StopReason;
+use hdpo_optimum::ReferenceKind;
 
 use super::cell_config::fingerprint;
 use super::experiment::{Cell, Scale};

@@ -13,7 +13,7 @@ use hdpo_sim::config::Split;
 use crate::budget::Limits;
 use crate::checkpoint::{Checkpoint, remove_stale_temp_files, retry_once, write_atomic};
 use crate::config::TrainConfig;
-use crate::optimum::{self, OptimumCache};
+use crate::optimum_cache::{OptimumCache, reference_for};
 use crate::record::{EpochRecord, StopReason};
 use crate::run::RunDir;
 use crate::trainer::{TrainError, Trainer};
@@ -329,7 +329,7 @@ fn run_cell(
             experiment, cell, scale, &print, status, reason,
         )))
     };
-    let reference = match optimum::reference_for(&config.setting, cache) {
+    let reference = match reference_for(&config.setting, cache) {
         Ok(reference) => reference,
         Err(e) => return fail(CellStatus::Failed, e.to_string()),
     };

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::checkpoint::write_atomic;
-use crate::optimum::ReferenceKind;
+use hdpo_optimum::ReferenceKind;
 
 use super::cell_config::{cell_config, fingerprint};
 use super::cell_record::{CellRecord, CellStatus, read_record};
