@@ -8,7 +8,7 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use hdpo_autodiff::{ParamStore, Tape, Var};
-use hdpo_policy::{NetworkShape, Observation, Policy};
+use hdpo_policy::{NetworkShape, Policy, TapeObservation};
 use hdpo_sim::config::Split;
 use hdpo_sim::fused::TapeState;
 use hdpo_sim::scenario::{Scenario, ScenarioGenerator};
@@ -152,7 +152,7 @@ fn act_and_sum(tape: &mut Tape, prepared: &Prepared) -> Var {
         .past_demands
         .as_ref()
         .map(|p| tape.constant_from(p.view()));
-    let obs = Observation {
+    let obs = TapeObservation {
         statics: &sc.statics,
         state,
         period: 0,

@@ -7,7 +7,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hdpo_autodiff::{ParamStore, Tape};
 use hdpo_sim::config::Split;
-use hdpo_sim::eval::{ActionPolicy, EvalOptions, Observation, evaluate};
+use hdpo_sim::eval::{ActionPolicy, EvalObservation, EvalOptions, evaluate};
 use hdpo_sim::fused::{TapeActions, TapeDynamics, TapeState};
 use hdpo_sim::scenario::ScenarioGenerator;
 use hdpo_sim::settings::setting;
@@ -23,7 +23,7 @@ struct OrderUpTo {
 }
 
 impl ActionPolicy for OrderUpTo {
-    fn act(&self, obs: &Observation<'_>, actions: &mut Actions) {
+    fn act(&self, obs: &EvalObservation<'_>, actions: &mut Actions) {
         let state = obs.state();
         for (row, mut a) in state.store.rows().into_iter().zip(actions.store.rows_mut()) {
             a[0] = (self.store_level - row.sum()).max(0.0);

@@ -5,12 +5,13 @@
 //! instead of panicking; standard error through `note!`, which never fails.
 
 use crate::signals;
+use hdpo_optimum::{
+    Classification, Problem, Reference, ReferenceKind, Source, lost_sales_heuristics,
+};
 use hdpo_policy::{POLICY_KINDS, SavedPolicy};
 use hdpo_sim::config::Split;
 use hdpo_sim::settings::{list_settings, setting};
-use hdpo_train::optimum::{
-    Classification, OptimumCache, Problem, Reference, Source, lost_sales_heuristics, reference_for,
-};
+use hdpo_train::optimum_cache::{OptimumCache, reference_for, solve_cached};
 use hdpo_train::reproduce::{
     self, CellStatus, Event, Experiment, ReproduceError, ReproduceOptions, Scale,
 };
@@ -629,9 +630,7 @@ pub fn optimum(req: OptimumRequest) -> Result<(), Failure> {
     let classification = Problem::from_setting(&s).map_err(|e| e.to_string())?;
     let cache = (!req.no_cache).then(OptimumCache::from_env);
     let reference = match classification {
-        Classification::Solvable(problem) => {
-            hdpo_train::optimum::solve_cached(&problem, cache.as_ref())
-        }
+        Classification::Solvable(problem) => solve_cached(&problem, cache.as_ref()),
         Classification::NoKnownBound { reason } => Reference::NoKnownBound { reason },
         Classification::Unsupported { reason } => Reference::Unsupported { reason },
     };
@@ -683,8 +682,8 @@ pub fn optimum(req: OptimumRequest) -> Result<(), Failure> {
                     "{{\"setting\": {}, \"status\": {}, \"cost\": {}, \"what\": {}, \"solver\": {}, \"source\": {}, \"cache_file\": {}, \"solve_seconds\": {}, \"heuristics\": [{}]}}",
                     json_escape(&s.name),
                     json_escape(match solved.kind {
-                        hdpo_train::optimum::ReferenceKind::Exact => "exact",
-                        hdpo_train::optimum::ReferenceKind::LowerBound => "lower_bound",
+                        ReferenceKind::Exact => "exact",
+                        ReferenceKind::LowerBound => "lower_bound",
                     }),
                     solved.cost,
                     json_escape(&solved.what),
@@ -704,7 +703,7 @@ pub fn optimum(req: OptimumRequest) -> Result<(), Failure> {
                     solved.cost
                 );
                 outln!("  how: {}", solved.what);
-                if solved.kind == hdpo_train::optimum::ReferenceKind::LowerBound {
+                if solved.kind == ReferenceKind::LowerBound {
                     outln!(
                         "  a gap to it is an upper bound on the optimality gap (the optimum itself is unknown)"
                     );

@@ -2,7 +2,7 @@
 //! in `hdpo train` / `hdpo eval` reports, the on-disk optimum cache, and `hdpo reproduce`.
 //! Every test uses its own temporary directory and cache (`HDPO_CACHE_DIR`).
 
-use hdpo::sim::optimum::{self, backlog, lost_sales, serial, transshipment};
+use hdpo::optimum::{self, backlog, lost_sales, serial, transshipment};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -27,11 +27,10 @@
 
 use crate::allocation::PROPORTIONAL_EPS;
 use crate::dense::{BlockIndex, DenseElu, PerBatchSize};
-use crate::mlp::{Activation, Mlp, MlpSpec};
-use crate::observation::{DemandScales, Feature, NetworkShape, Observation};
+use crate::mlp::{Activation, Mlp, MlpSpec, ParamNodes, mlp_tail};
+use crate::observation::{DemandScales, Feature, NetworkShape, TapeObservation};
 use crate::policy::PolicyError;
 use crate::spec::PolicySpec;
-use crate::symmetry::{ParamNodes, mlp_tail};
 use hdpo_autodiff::optim::init;
 use hdpo_autodiff::{Csr, CustomOp, InputGrad, ParamId, ParamStore, Tape, Var};
 use hdpo_sim::config::StaticFeature;
@@ -723,7 +722,7 @@ impl GnnNet {
     }
 
     /// Its actions on the tape.
-    pub fn act(&self, tape: &mut Tape, params: &ParamStore, obs: &Observation) -> TapeActions {
+    pub fn act(&self, tape: &mut Tape, params: &ParamStore, obs: &TapeObservation) -> TapeActions {
         self.act_with(tape, &mut |t: &mut Tape, id| t.param(params, id), obs)
     }
 
@@ -733,7 +732,7 @@ impl GnnNet {
         &self,
         tape: &mut Tape,
         param: &mut ParamNodes<'_>,
-        obs: &Observation,
+        obs: &TapeObservation,
     ) -> TapeActions {
         let g = &self.graph;
         let b = obs.n_samples();
@@ -849,7 +848,7 @@ impl GnnNet {
     }
 
     /// `(B·U, 1)` on-hand of the upstream nodes `[echelons, warehouses]`, rows `b·U + u`.
-    fn upstream_on_hand(&self, tape: &mut Tape, obs: &Observation) -> Var {
+    fn upstream_on_hand(&self, tape: &mut Tape, obs: &TapeObservation) -> Var {
         let g = &self.graph;
         let b = obs.n_samples();
         let (e, w) = (g.n_echelons, g.n_warehouses);
@@ -871,7 +870,7 @@ impl GnnNet {
     }
 
     /// `(B·n, F)` node features `[pipeline zero-padded to the max length, state zero-padded]`.
-    fn node_features(&self, tape: &mut Tape, obs: &Observation) -> Var {
+    fn node_features(&self, tape: &mut Tape, obs: &TapeObservation) -> Var {
         let g = &self.graph;
         let st = obs.statics;
         let b = obs.n_samples();

@@ -19,7 +19,7 @@ pub mod spec;
 pub mod symmetry;
 
 pub use mlp::{Activation, Mlp, MlpSpec};
-pub use observation::{DemandScales, Feature, NetworkShape, Observation};
+pub use observation::{DemandScales, Feature, NetworkShape, TapeObservation};
 pub use policy::{Policy, PolicyError};
 pub use saved::SavedPolicy;
 pub use spec::{POLICY_KINDS, PolicySpec};

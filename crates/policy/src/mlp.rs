@@ -1,6 +1,8 @@
 //! Multi-layer perceptrons on the tape: the building block of every neural policy. Layers are
 //! `x · w + b` with `w: (in, out)` (PyTorch stores `(out, in)`; fixtures are transposed on import),
-//! initialised like PyTorch's `nn.Linear` (U(±1/√fan_in)).
+//! initialised like PyTorch's `nn.Linear` (U(±1/√fan_in)). This module also owns the MLP helpers the
+//! bigger networks share: [`ParamNodes`] (where a layer takes its parameter nodes from) and the
+//! layers after a hand-built first layer (`mlp_tail`, used by [`crate::symmetry`] and [`crate::gnn`]).
 
 use hdpo_autodiff::optim::init;
 use hdpo_autodiff::{ParamId, ParamStore, Tape, Unary, Var};
@@ -77,6 +79,12 @@ impl MlpSpec {
     }
 }
 
+/// Supplies the tape node of a parameter. [`Mlp::forward`],
+/// [`SymmetryAwareNet::act`](crate::symmetry::SymmetryAwareNet::act) and
+/// [`GnnNet::act`](crate::gnn::GnnNet::act) use `tape.param(store, id)`; gradient checks map
+/// parameters to tape variables instead (see the `act_with` methods).
+pub type ParamNodes<'a> = dyn FnMut(&mut Tape, ParamId) -> Var + 'a;
+
 /// An MLP whose weights live in a [`ParamStore`] under `"{name}.{layer}.weight"` / `".bias"`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mlp {
@@ -97,17 +105,7 @@ impl Mlp {
         let mut widths = vec![spec.input];
         widths.extend(&spec.hidden);
         widths.push(spec.output);
-        let layers = widths
-            .windows(2)
-            .enumerate()
-            .map(|(k, w)| {
-                let (weight, bias) = init::linear(w[0], w[1], rng);
-                (
-                    store.add(format!("{name}.{k}.weight"), weight),
-                    store.add(format!("{name}.{k}.bias"), bias),
-                )
-            })
-            .collect();
+        let layers = add_layers(store, name, 0, &widths, rng);
         Mlp { spec, layers }
     }
 
@@ -124,12 +122,7 @@ impl Mlp {
 
     /// [`Mlp::forward`] with the tape node of each parameter supplied by `param` (gradient checks
     /// pass tape variables instead of the stored parameters).
-    pub fn forward_with(
-        &self,
-        tape: &mut Tape,
-        param: &mut dyn FnMut(&mut Tape, ParamId) -> Var,
-        x: Var,
-    ) -> Var {
+    pub fn forward_with(&self, tape: &mut Tape, param: &mut ParamNodes<'_>, x: Var) -> Var {
         let last = self.layers.len() - 1;
         let mut h = x;
         for (k, &(w, b)) in self.layers.iter().enumerate() {
@@ -150,4 +143,55 @@ impl Mlp {
         }
         h
     }
+}
+
+/// Adds the layers `widths[0] → widths[1] → …` to `store`, named `"{name}.{k}.weight"` /
+/// `".bias"` with `k` counted from `first_index`, initialised like PyTorch's `nn.Linear` (layer by
+/// layer, weight then bias, from `rng`).
+fn add_layers<R: Rng + ?Sized>(
+    store: &mut ParamStore,
+    name: &str,
+    first_index: usize,
+    widths: &[usize],
+    rng: &mut R,
+) -> Vec<(ParamId, ParamId)> {
+    widths
+        .windows(2)
+        .enumerate()
+        .map(|(k, w)| {
+            let (weight, bias) = init::linear(w[0], w[1], rng);
+            let k = k + first_index;
+            (
+                store.add(format!("{name}.{k}.weight"), weight),
+                store.add(format!("{name}.{k}.bias"), bias),
+            )
+        })
+        .collect()
+}
+
+/// Layers `first_index ..` of an MLP whose first layer is built by hand (the symmetry-aware and
+/// GNN store networks): widths `widths[0] → widths[1] → …`, named and initialised like
+/// [`Mlp::new`]'s layers with `k` counted from `first_index`. `None` when there is no layer left
+/// (`widths.len() < 2`).
+pub(crate) fn mlp_tail<R: Rng + ?Sized>(
+    params: &mut ParamStore,
+    name: &str,
+    first_index: usize,
+    widths: &[usize],
+    hidden_activation: Activation,
+    output_activation: Activation,
+    rng: &mut R,
+) -> Option<Mlp> {
+    if widths.len() < 2 {
+        return None;
+    }
+    let layers = add_layers(params, name, first_index, widths, rng);
+    let spec = MlpSpec {
+        input: widths[0],
+        hidden: widths[1..widths.len() - 1].to_vec(),
+        output: widths[widths.len() - 1],
+        hidden_activation,
+        output_activation,
+    };
+    Some(Mlp { spec, layers })
 }

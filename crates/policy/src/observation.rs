@@ -10,9 +10,10 @@ use hdpo_sim::state::Statics;
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
-/// The observation of a batch at the start of period `t`.
+/// The observation of a batch at the start of period `t`, on the tape (what a [`crate::Policy`]
+/// acts on; the tape-free evaluator's view of a batch is `hdpo_sim::eval::EvalObservation`).
 #[derive(Clone, Copy, Debug)]
-pub struct Observation<'a> {
+pub struct TapeObservation<'a> {
     /// Costs, lead times, demand statistics and topology of the batch.
     pub statics: &'a Statics,
     /// Pipelines on the tape.
@@ -25,7 +26,7 @@ pub struct Observation<'a> {
     pub future_demand: Option<ArrayView2<'a, f32>>,
 }
 
-impl Observation<'_> {
+impl TapeObservation<'_> {
     /// Number of samples `B`.
     pub fn n_samples(&self) -> usize {
         self.statics.n_samples
@@ -109,7 +110,7 @@ impl DemandScales {
     }
 }
 
-/// Observation features a policy may read.
+/// TapeObservation features a policy may read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Feature {

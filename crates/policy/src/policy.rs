@@ -1,12 +1,12 @@
 //! [`Policy`]: a [`PolicySpec`] built for a [`NetworkShape`], with its parameters in a
 //! [`ParamStore`]. One closed enum of built networks and one `match` in [`Policy::act`] — every
-//! policy maps an [`Observation`] to [`TapeActions`] on the tape, so the same code trains (recording
+//! policy maps an [`TapeObservation`] to [`TapeActions`] on the tape, so the same code trains (recording
 //! tape) and evaluates (no-grad tape).
 
 use crate::allocation::{proportional, softmax_keep};
 use crate::gnn::GnnNet;
 use crate::mlp::{Activation, Mlp, MlpSpec};
-use crate::observation::{DemandScales, Feature, NetworkShape, Observation};
+use crate::observation::{DemandScales, Feature, NetworkShape, TapeObservation};
 use crate::spec::PolicySpec;
 use crate::symmetry::SymmetryAwareNet;
 use hdpo_autodiff::{ParamId, ParamStore, Tape, Unary, Var};
@@ -376,7 +376,7 @@ impl Policy {
     }
 
     /// The policy's actions for the observed batch, recorded on `tape`.
-    pub fn act(&self, tape: &mut Tape, params: &ParamStore, obs: &Observation) -> TapeActions {
+    pub fn act(&self, tape: &mut Tape, params: &ParamStore, obs: &TapeObservation) -> TapeActions {
         let shape = &self.shape;
         let b = obs.n_samples();
         let (s, w, e) = (shape.n_stores, shape.n_warehouses, shape.n_echelons);
@@ -454,7 +454,7 @@ impl Policy {
     }
 
     /// Inventory positions of the chain `[echelon 0..E−1, warehouse, store]`, `(B, K)`.
-    fn chain_positions(&self, tape: &mut Tape, obs: &Observation) -> Var {
+    fn chain_positions(&self, tape: &mut Tape, obs: &TapeObservation) -> Var {
         let b = obs.n_samples();
         let mut parts = Vec::new();
         if let Some(ech) = obs.state.echelon {
@@ -468,7 +468,7 @@ impl Policy {
 
     /// On-hand of the supplier of each location of the chain, `(B, K)`; the outside supplier is
     /// `outside` (unlimited: 10⁶ as the reference, or `U` for the vanilla serial net).
-    fn chain_supplier_on_hand(&self, tape: &mut Tape, obs: &Observation, outside: f32) -> Var {
+    fn chain_supplier_on_hand(&self, tape: &mut Tape, obs: &TapeObservation, outside: f32) -> Var {
         let b = obs.n_samples();
         let mut parts = vec![tape.full(b, 1, outside)];
         if let Some(ech) = obs.state.echelon {
@@ -480,7 +480,7 @@ impl Policy {
     }
 
     /// Splits `(B, K)` chain orders into the action tensors.
-    fn chain_actions(&self, tape: &mut Tape, obs: &Observation, orders: Var) -> TapeActions {
+    fn chain_actions(&self, tape: &mut Tape, obs: &TapeObservation, orders: Var) -> TapeActions {
         let b = obs.n_samples();
         let e = self.shape.n_echelons;
         let echelon = (e > 0).then(|| {
@@ -498,7 +498,7 @@ impl Policy {
         &self,
         tape: &mut Tape,
         params: &ParamStore,
-        obs: &Observation,
+        obs: &TapeObservation,
         raw: ParamId,
     ) -> TapeActions {
         // x = softplus(raw) (store first); level of location k = Σ_{j ≤ K−1−k} x_j;
@@ -526,7 +526,7 @@ impl Policy {
         &self,
         tape: &mut Tape,
         params: &ParamStore,
-        obs: &Observation,
+        obs: &TapeObservation,
         mlp: &Mlp,
         demand_scaling: bool,
     ) -> TapeActions {
@@ -553,7 +553,7 @@ impl Policy {
     }
 
     /// `(B, W)` on-hand of each warehouse.
-    fn warehouse_on_hand_by_sample(&self, tape: &mut Tape, obs: &Observation) -> Var {
+    fn warehouse_on_hand_by_sample(&self, tape: &mut Tape, obs: &TapeObservation) -> Var {
         let on = obs.warehouse_on_hand(tape).expect("W ≥ 1");
         tape.reshape(on, obs.n_samples(), self.shape.n_warehouses)
     }
@@ -591,7 +591,7 @@ impl Policy {
         &self,
         tape: &mut Tape,
         params: &ParamStore,
-        obs: &Observation,
+        obs: &TapeObservation,
         mlp: &Mlp,
         transshipment: bool,
         demand_scaling: bool,
@@ -641,7 +641,7 @@ impl Policy {
         &self,
         tape: &mut Tape,
         params: &ParamStore,
-        obs: &Observation,
+        obs: &TapeObservation,
         mlp: &Mlp,
     ) -> TapeActions {
         let b = obs.n_samples();

@@ -18,70 +18,19 @@
 
 use crate::allocation::proportional;
 use crate::dense::{BlockIndex, DenseElu, PerBatchSize};
-use crate::mlp::{Activation, Mlp, MlpSpec};
-use crate::observation::{DemandScales, Feature, NetworkShape, Observation};
+/// Re-exported from [`crate::mlp`], its home (the path `symmetry::ParamNodes` keeps working).
+pub use crate::mlp::ParamNodes;
+use crate::mlp::{Activation, Mlp, MlpSpec, mlp_tail};
+use crate::observation::{DemandScales, Feature, NetworkShape, TapeObservation};
 use crate::policy::{PolicyError, repeat_rows_index};
 use crate::spec::PolicySpec;
 use hdpo_autodiff::optim::init;
-use hdpo_autodiff::{Csr, ParamId, ParamStore, Tape, Var};
+use hdpo_autodiff::{Csr, ParamId, ParamStore, Tape};
 use hdpo_sim::config::StaticFeature;
 use hdpo_sim::fused::TapeActions;
 use ndarray::{Array2, s};
 use rand::Rng;
 use std::sync::Arc;
-
-/// Supplies the tape node of a parameter. [`SymmetryAwareNet::act`] and
-/// [`crate::gnn::GnnNet::act`] use `tape.param(store, id)`; gradient checks map parameters to
-/// tape variables instead (see the `act_with` methods).
-pub type ParamNodes<'a> = dyn FnMut(&mut Tape, ParamId) -> Var + 'a;
-
-/// `x: (rows, input)` → `(rows, output)` through `mlp`, taking parameter nodes from `param`
-/// ([`Mlp::forward_with`]).
-pub(crate) fn mlp_forward_with(
-    tape: &mut Tape,
-    mlp: &Mlp,
-    param: &mut ParamNodes<'_>,
-    x: Var,
-) -> Var {
-    mlp.forward_with(tape, param, x)
-}
-
-/// Layers `first_index ..` of an MLP whose first layer is built by hand: widths `widths[0] →
-/// widths[1] → …`, named `"{name}.{k}.weight"` / `".bias"` with `k` counted from `first_index`,
-/// PyTorch `nn.Linear` init. `None` when there is no layer left (`widths.len() < 2`).
-pub(crate) fn mlp_tail<R: Rng + ?Sized>(
-    params: &mut ParamStore,
-    name: &str,
-    first_index: usize,
-    widths: &[usize],
-    hidden_activation: Activation,
-    output_activation: Activation,
-    rng: &mut R,
-) -> Option<Mlp> {
-    if widths.len() < 2 {
-        return None;
-    }
-    let layers = widths
-        .windows(2)
-        .enumerate()
-        .map(|(k, w)| {
-            let (weight, bias) = init::linear(w[0], w[1], rng);
-            let k = k + first_index;
-            (
-                params.add(format!("{name}.{k}.weight"), weight),
-                params.add(format!("{name}.{k}.bias"), bias),
-            )
-        })
-        .collect();
-    let spec = MlpSpec {
-        input: widths[0],
-        hidden: widths[1..widths.len() - 1].to_vec(),
-        output: widths[widths.len() - 1],
-        hidden_activation,
-        output_activation,
-    };
-    Some(Mlp { spec, layers })
-}
 
 /// Number of per-store static inputs of the store MLP: mean, std, underage cost, lead time.
 const STORE_STATICS: usize = 4;
@@ -259,7 +208,7 @@ impl SymmetryAwareNet {
     }
 
     /// Its actions on the tape.
-    pub fn act(&self, tape: &mut Tape, params: &ParamStore, obs: &Observation) -> TapeActions {
+    pub fn act(&self, tape: &mut Tape, params: &ParamStore, obs: &TapeObservation) -> TapeActions {
         self.act_with(tape, &mut |t: &mut Tape, id| t.param(params, id), obs)
     }
 
@@ -269,7 +218,7 @@ impl SymmetryAwareNet {
         &self,
         tape: &mut Tape,
         param: &mut ParamNodes<'_>,
-        obs: &Observation,
+        obs: &TapeObservation,
     ) -> TapeActions {
         let b = obs.n_samples();
         let (s, ls, lw) = (self.n_stores, self.store_pipeline, self.warehouse_pipeline);
@@ -301,9 +250,9 @@ impl SymmetryAwareNet {
         // context (B, C) and warehouse order (B, 1)
         let stores_flat = tape.reshape(store_pipeline, b, s * ls);
         let ctx_in = tape.concat_cols(&[stores_flat, wh]);
-        let c = mlp_forward_with(tape, &self.context, param, ctx_in);
+        let c = self.context.forward_with(tape, param, ctx_in);
         let wh_in = tape.concat_cols(&[wh, c]);
-        let share = mlp_forward_with(tape, &self.warehouse, param, wh_in);
+        let share = self.warehouse.forward_with(tape, param, wh_in);
         let order = tape.scale(share, self.upper_bound);
 
         // first store layer: (x_s · W_loc + bias) + (c · W_ctx) repeated to the store rows
@@ -333,7 +282,7 @@ impl SymmetryAwareNet {
             self.store_first_activation.apply(tape, pre)
         };
         if let Some(tail) = &self.store_tail {
-            q = mlp_forward_with(tape, tail, param, q);
+            q = tail.forward_with(tape, param, q);
         }
         if let Some(sc) = &scales {
             let mut mean = tape.take_buffer(b * s, 1);
@@ -364,7 +313,7 @@ fn repeat_rows_blocks(n_samples: usize, times: usize, width: usize) -> BlockInde
 
 /// `(B·S, 4)`: `[mean, std, underage cost, lead time]` of every store row; with demand scales
 /// `[mean / average store mean of the sample, std / mean, …]`.
-fn store_statics(obs: &Observation, scales: Option<&DemandScales>) -> Array2<f32> {
+fn store_statics(obs: &TapeObservation, scales: Option<&DemandScales>) -> Array2<f32> {
     let st = obs.statics;
     let rows = st.mean.len();
     let s = st.n_stores;

@@ -8,7 +8,7 @@
 use hdpo_autodiff::gradcheck::{GradcheckOptions, check, check_directional};
 use hdpo_autodiff::{ParamId, ParamStore, Tape, Var};
 use hdpo_policy::gnn::{EdgeKind, GnnNet};
-use hdpo_policy::{NetworkShape, Observation, Policy, PolicyError, PolicySpec};
+use hdpo_policy::{NetworkShape, Policy, PolicyError, PolicySpec, TapeObservation};
 use hdpo_sim::config::{Setting, Split, StaticFeature};
 use hdpo_sim::fused::{TapeActions, TapeDynamics, TapeState};
 use hdpo_sim::scenario::{Scenario, ScenarioGenerator};
@@ -107,7 +107,7 @@ struct Out {
 fn act(policy: &Policy, params: &ParamStore, statics: &Statics, state: &State) -> Out {
     let mut tape = Tape::no_grad();
     let ts = TapeState::from_state(&mut tape, state);
-    let obs = Observation {
+    let obs = TapeObservation {
         statics,
         state: ts,
         period: 0,
@@ -611,7 +611,7 @@ fn input_gradcheck(name: &str, trans: bool, scaling: bool) {
             warehouse: Some(v[1]),
             echelon: has_echelons.then(|| v[2]),
         };
-        let obs = Observation {
+        let obs = TapeObservation {
             statics: &sc.statics,
             state: ts,
             period: 0,
@@ -662,7 +662,7 @@ fn gradcheck_wrt_parameters() {
         let position = |id: ParamId| ids.iter().position(|&x| x == id).expect("known parameter");
         let f = |tape: &mut Tape, v: &[Var]| {
             let ts = TapeState::from_state(tape, &state);
-            let obs = Observation {
+            let obs = TapeObservation {
                 statics: &sc.statics,
                 state: ts,
                 period: 0,
@@ -886,7 +886,7 @@ fn feasible_step(name: &str, trans: bool) {
     }
     let mut tape = Tape::new();
     let ts = TapeState::from_state(&mut tape, &state);
-    let obs = Observation {
+    let obs = TapeObservation {
         statics: &sc.statics,
         state: ts,
         period: 0,
@@ -991,7 +991,7 @@ fn stores_without_warehouses_order_on_their_supplier_edges() {
     assert_close(&out.store, &want.store, 2e-5, "one store");
     let mut tape = Tape::new();
     let ts = TapeState::from_state(&mut tape, &sc.initial);
-    let obs = Observation {
+    let obs = TapeObservation {
         statics: &sc.statics,
         state: ts,
         period: 0,
@@ -1021,7 +1021,7 @@ fn past_demands_replace_mean_and_std_when_shown() {
         let past = tape.constant(Array2::from_shape_fn((3 * shape.n_stores, 4), |(r, c)| {
             scale * (1.0 + (r + c) as f32)
         }));
-        let obs = Observation {
+        let obs = TapeObservation {
             statics: &sc.statics,
             state: ts,
             period: 0,

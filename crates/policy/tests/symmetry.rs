@@ -4,7 +4,7 @@
 use hdpo_autodiff::gradcheck::{GradcheckOptions, check, check_directional};
 use hdpo_autodiff::{ParamId, ParamStore, Tape, Var};
 use hdpo_policy::symmetry::SymmetryAwareNet;
-use hdpo_policy::{NetworkShape, Observation, Policy, PolicyError, PolicySpec};
+use hdpo_policy::{NetworkShape, Policy, PolicyError, PolicySpec, TapeObservation};
 use hdpo_sim::config::{Setting, Split, StaticFeature};
 use hdpo_sim::fused::{TapeActions, TapeDynamics, TapeState};
 use hdpo_sim::scenario::{Scenario, ScenarioGenerator};
@@ -90,7 +90,7 @@ fn act(
 ) -> (Array2<f32>, Array2<f32>) {
     let mut tape = Tape::no_grad();
     let ts = TapeState::from_state(&mut tape, state);
-    let obs = Observation {
+    let obs = TapeObservation {
         statics,
         state: ts,
         period: 0,
@@ -300,7 +300,7 @@ fn gradcheck_wrt_input_pipelines() {
                 warehouse: Some(v[1]),
                 echelon: None,
             };
-            let obs = Observation {
+            let obs = TapeObservation {
                 statics: &sc.statics,
                 state: ts,
                 period: 0,
@@ -337,7 +337,7 @@ fn gradcheck_wrt_parameters() {
         let position = |id: ParamId| ids.iter().position(|&x| x == id).expect("known parameter");
         let f = |tape: &mut Tape, v: &[Var]| {
             let ts = TapeState::from_state(tape, &state);
-            let obs = Observation {
+            let obs = TapeObservation {
                 statics: &sc.statics,
                 state: ts,
                 period: 0,
@@ -414,7 +414,7 @@ fn feasible_step(name: &str, trans: bool) {
     state.warehouse[[1, 0]] = 1e4;
     let mut tape = Tape::new();
     let ts = TapeState::from_state(&mut tape, &state);
-    let obs = Observation {
+    let obs = TapeObservation {
         statics: &sc.statics,
         state: ts,
         period: 0,

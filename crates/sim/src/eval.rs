@@ -12,7 +12,7 @@
 //! generated once and kept ([`SplitDemand`], [`evaluate_with_demand`]): the same values in the
 //! layout the shards read, so the same results to the bit.
 //!
-//! Policies implement [`ActionPolicy`] and see an [`Observation`]: the state, the period, the
+//! Policies implement [`ActionPolicy`] and see an [`EvalObservation`]: the state, the period, the
 //! network, the static features the setting allows, past demands if the setting asks for them,
 //! and — only for policies that declare themselves non-admissible oracles — a window of future
 //! demand. In the last periods of a network of stores alone, whose orders cannot arrive within the
@@ -37,19 +37,20 @@ use crate::state::{Actions, State, Statics};
 pub trait ActionPolicy: Sync {
     /// Writes this period's actions for every sample of the batch. `actions` arrives zeroed with
     /// the right shapes ([`Actions`]).
-    fn act(&self, obs: &Observation<'_>, actions: &mut Actions);
+    fn act(&self, obs: &EvalObservation<'_>, actions: &mut Actions);
 
     /// Non-admissible oracles return `Some(h)`: they are then shown the demand of periods
     /// `t ..= t + h` (including the current, not yet realised period) through
-    /// [`Observation::oracle`]. Admissible policies keep the default `None`.
+    /// [`EvalObservation::oracle`]. Admissible policies keep the default `None`.
     fn oracle_lookahead(&self) -> Option<usize> {
         None
     }
 }
 
-/// What a policy sees at the start of period `t` for a batch of samples.
+/// What a tape-free policy ([`ActionPolicy`]) sees at the start of period `t` for a batch of
+/// samples (policies on the tape see `hdpo_policy::TapeObservation` instead).
 #[derive(Clone, Copy, Debug)]
-pub struct Observation<'a> {
+pub struct EvalObservation<'a> {
     state: &'a State,
     statics: &'a Statics,
     features: &'a ObservationConfig,
@@ -69,7 +70,7 @@ pub struct OracleView<'a> {
     pub statics: &'a Statics,
 }
 
-impl<'a> Observation<'a> {
+impl<'a> EvalObservation<'a> {
     /// An observation of `state` at period `period` of `periods`, with the features allowed by
     /// `features` and no past demands or oracle view (add them with the `with_*` methods).
     pub fn new(
@@ -78,8 +79,8 @@ impl<'a> Observation<'a> {
         features: &'a ObservationConfig,
         period: usize,
         periods: usize,
-    ) -> Observation<'a> {
-        Observation {
+    ) -> EvalObservation<'a> {
+        EvalObservation {
             state,
             statics,
             features,
@@ -91,13 +92,13 @@ impl<'a> Observation<'a> {
     }
 
     /// Adds the past-demand window `(B·S, P)` (oldest first).
-    pub fn with_past_demands(mut self, past_demands: &'a Array2<f32>) -> Observation<'a> {
+    pub fn with_past_demands(mut self, past_demands: &'a Array2<f32>) -> EvalObservation<'a> {
         self.past_demands = Some(past_demands);
         self
     }
 
     /// Adds the oracle's future-demand window `(B·S, h + 1)` (column 0 = current period).
-    pub fn with_future_demand(mut self, future_demand: ArrayView2<'a, f32>) -> Observation<'a> {
+    pub fn with_future_demand(mut self, future_demand: ArrayView2<'a, f32>) -> EvalObservation<'a> {
         self.future_demand = Some(future_demand);
         self
     }
@@ -248,7 +249,7 @@ pub struct BaseStockPolicy {
 }
 
 impl ActionPolicy for BaseStockPolicy {
-    fn act(&self, obs: &Observation<'_>, actions: &mut Actions) {
+    fn act(&self, obs: &EvalObservation<'_>, actions: &mut Actions) {
         for (pipeline, mut order) in obs
             .state()
             .store
@@ -571,7 +572,7 @@ fn run_shard<P: ActionPolicy + ?Sized>(
 
     for t in 0..periods {
         let (window, offset) = demand.at(t, extra);
-        let mut obs = Observation::new(&state, &statics, features, t, periods);
+        let mut obs = EvalObservation::new(&state, &statics, features, t, periods);
         if n_past > 0 {
             obs = obs.with_past_demands(&past);
         }

@@ -3,7 +3,7 @@
 //!
 //! Read top to bottom: [`config`] (what a setting is, TOML, overrides, validation),
 //! [`settings`] (the embedded synthetic settings), [`state`] (the batched data layout),
-//! [`scenario`] (seeded generation of parameters, initial states and demand), [`topology`] (who
+//! [`rng`] (the keyed random streams), [`scenario`] (seeded generation of parameters, initial states and demand), [`topology`] (who
 //! supplies whom, built once per batch; the validation of actions), [`dynamics`] (the per-row
 //! formulas with their partials, and the tape-free step), [`fused`] (the same dynamics as fused
 //! ops on the autodiff tape), [`eval`] (the sharded, streaming, tape-free evaluator).
@@ -13,7 +13,7 @@ pub mod config;
 pub mod dynamics;
 pub mod eval;
 pub mod fused;
-pub mod optimum;
+pub mod rng;
 pub mod scenario;
 pub mod settings;
 pub mod state;
@@ -21,6 +21,6 @@ pub mod topology;
 
 pub use config::{ConfigError, Objective, Setting, Split, UnmetDemand};
 pub use dynamics::{StepError, step};
-pub use eval::{ActionPolicy, BaseStockPolicy, EvalOptions, EvalReport, Observation, evaluate};
+pub use eval::{ActionPolicy, BaseStockPolicy, EvalObservation, EvalOptions, EvalReport, evaluate};
 pub use scenario::{DemandStream, Scenario, ScenarioGenerator};
 pub use state::{Actions, State, Statics};

@@ -16,7 +16,7 @@
 use std::ops::Range;
 
 use ndarray::{Array1, Array2, ArrayViewMut2, ShapeBuilder};
-use rand::{RngExt, SeedableRng};
+use rand::RngExt;
 use rand_distr::{Distribution, StandardNormal};
 use rand_pcg::Pcg64;
 
@@ -26,46 +26,7 @@ use crate::config::{
 };
 use crate::state::{State, Statics};
 
-// ---------------------------------------------------------------------------------------------
-// Keyed random streams
-// ---------------------------------------------------------------------------------------------
-
-/// A 64-bit key for a name (FNV-1a), used as the "purpose" part of a stream key.
-pub const fn name_key(name: &str) -> u64 {
-    let bytes = name.as_bytes();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    hash
-}
-
-/// The SplitMix64 finaliser: a bijective 64-bit mixer.
-const fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A PCG-64 generator whose 256-bit seed (state and stream) is derived from a key sequence by
-/// SplitMix64 hashing. Different keys give unrelated streams; the order of keys matters.
-pub fn keyed_rng(keys: &[u64]) -> Pcg64 {
-    const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h: u64 = GOLDEN;
-    for &k in keys {
-        h = mix64(h ^ mix64(k.wrapping_add(GOLDEN)));
-    }
-    let mut seed = [0u8; 32];
-    let mut s = h;
-    for chunk in seed.chunks_exact_mut(8) {
-        s = s.wrapping_add(GOLDEN);
-        chunk.copy_from_slice(&mix64(s).to_le_bytes());
-    }
-    Pcg64::from_seed(seed)
-}
+pub use crate::rng::{keyed_rng, name_key};
 
 const DEMAND_KEY: u64 = name_key("demand");
 const INITIAL_INVENTORY_KEY: u64 = name_key("initial_inventory");

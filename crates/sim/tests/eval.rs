@@ -5,8 +5,8 @@ use std::sync::Mutex;
 
 use hdpo_sim::config::{Setting, Split, StaticFeature};
 use hdpo_sim::eval::{
-    ActionPolicy, BaseStockPolicy, EvalError, EvalOptions, EvalReport, Observation, SplitDemand,
-    evaluate, evaluate_with_demand,
+    ActionPolicy, BaseStockPolicy, EvalError, EvalObservation, EvalOptions, EvalReport,
+    SplitDemand, evaluate, evaluate_with_demand,
 };
 use hdpo_sim::settings::setting;
 use hdpo_sim::state::Actions;
@@ -167,7 +167,7 @@ struct ProportionalPolicy {
 }
 
 impl ActionPolicy for ProportionalPolicy {
-    fn act(&self, obs: &Observation<'_>, actions: &mut Actions) {
+    fn act(&self, obs: &EvalObservation<'_>, actions: &mut Actions) {
         let state = obs.state();
         for (pipeline, mut ship) in state.store.rows().into_iter().zip(actions.store.rows_mut()) {
             ship[0] = (self.target - pipeline.sum()).max(0.0);
@@ -187,7 +187,7 @@ impl ActionPolicy for ProportionalPolicy {
 struct JustInTime;
 
 impl ActionPolicy for JustInTime {
-    fn act(&self, obs: &Observation<'_>, actions: &mut Actions) {
+    fn act(&self, obs: &EvalObservation<'_>, actions: &mut Actions) {
         let oracle = obs.oracle().expect("declared as an oracle");
         for (r, mut order) in actions.store.rows_mut().into_iter().enumerate() {
             let lead = oracle.statics.lead_time[[r, 0]] as usize;
@@ -222,7 +222,7 @@ fn oracle_sees_future_demand() {
     // Admissible policies get no oracle view.
     struct Peek;
     impl ActionPolicy for Peek {
-        fn act(&self, obs: &Observation<'_>, _: &mut Actions) {
+        fn act(&self, obs: &EvalObservation<'_>, _: &mut Actions) {
             assert!(obs.oracle().is_none());
             assert!(obs.past_demands().is_none());
             assert!(obs.mean().is_none());
@@ -238,7 +238,7 @@ struct PastDemandChecker {
 }
 
 impl ActionPolicy for PastDemandChecker {
-    fn act(&self, obs: &Observation<'_>, _: &mut Actions) {
+    fn act(&self, obs: &EvalObservation<'_>, _: &mut Actions) {
         let past = obs
             .past_demands()
             .expect("the setting asks for 3 past demands");
@@ -287,7 +287,7 @@ fn past_demands_are_shown_oldest_first() {
 struct Constant(f32);
 
 impl ActionPolicy for Constant {
-    fn act(&self, _: &Observation<'_>, actions: &mut Actions) {
+    fn act(&self, _: &EvalObservation<'_>, actions: &mut Actions) {
         actions.store.fill(self.0);
     }
 }
@@ -370,7 +370,7 @@ struct RecordingBaseStock {
 }
 
 impl ActionPolicy for RecordingBaseStock {
-    fn act(&self, obs: &Observation<'_>, actions: &mut Actions) {
+    fn act(&self, obs: &EvalObservation<'_>, actions: &mut Actions) {
         self.asked.lock().unwrap().push(obs.period());
         BaseStockPolicy { level: self.level }.act(obs, actions);
     }
@@ -424,7 +424,7 @@ fn periods_whose_orders_cannot_arrive_skip_the_policy_with_the_same_costs() {
         let (mut all, mut reported) = (0.0f64, 0.0f64);
         let mut tail_orders = 0.0f32;
         for t in 0..periods {
-            let obs = Observation::new(&state, statics, &s.observation, t, periods);
+            let obs = EvalObservation::new(&state, statics, &s.observation, t, periods);
             actions.clear();
             BaseStockPolicy { level: 22.0 }.act(&obs, &mut actions);
             actions.round_half_even();

@@ -13,7 +13,7 @@
 use crate::config::TrainConfig;
 use crate::trainer::{DEV_DEMAND_MAX_BYTES, TrainError};
 use hdpo_autodiff::{ParamStore, Tape};
-use hdpo_policy::{NetworkShape, Observation, Policy};
+use hdpo_policy::{NetworkShape, Policy, TapeObservation};
 use hdpo_sim::config::Split;
 use hdpo_sim::eval::SplitDemand;
 use hdpo_sim::fused::{TapeActions, TapeDynamics, TapeState};
@@ -317,7 +317,7 @@ pub fn measure_tape(
         let state = TapeState::from_state(&mut tape, &initial);
         let actions = if policy.admissible() {
             let past_demands = (p > 0).then(|| tape.constant(Array2::zeros((b * s, p))));
-            let obs = Observation {
+            let obs = TapeObservation {
                 statics: &statics,
                 state,
                 period: 0,

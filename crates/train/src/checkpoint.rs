@@ -4,7 +4,7 @@
 //! atomically and durably ([`write_atomic`]).
 
 use crate::config::TrainConfig;
-use crate::trainer::{Best, EpochRecord};
+use crate::record::{Best, EpochRecord};
 use hdpo_autodiff::{Adam, ParamStore};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

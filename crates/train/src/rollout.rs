@@ -5,9 +5,9 @@
 
 use crate::memo::ActionMemo;
 use hdpo_autodiff::{ParamStore, Tape, Var};
-use hdpo_policy::{Feature, Observation, Policy};
+use hdpo_policy::{Feature, Policy, TapeObservation};
 use hdpo_sim::dynamics::StepError;
-use hdpo_sim::eval::{ActionPolicy, Observation as EvalObservation};
+use hdpo_sim::eval::{ActionPolicy, EvalObservation};
 use hdpo_sim::fused::{TapeActions, TapeDynamics, TapeState};
 use hdpo_sim::scenario::Scenario;
 use hdpo_sim::state::{Actions, State, Statics};
@@ -103,7 +103,7 @@ pub fn rollout_on_tape(
                 let end = (t + h + 1).min(scenario.periods());
                 scenario.demand.slice(s![.., t..end])
             });
-            let obs = Observation {
+            let obs = TapeObservation {
                 statics: &scenario.statics,
                 state,
                 period: t,
@@ -228,7 +228,7 @@ impl<'a> PolicyEvaluator<'a> {
             let state = TapeState::from_state(&mut tape, state);
             let past_demands = obs.past_demands().map(|p| tape.constant_from(p.view()));
             let future_demand = obs.oracle().map(|o| o.future_demand);
-            let observation = Observation {
+            let observation = TapeObservation {
                 statics,
                 state,
                 period: obs.period(),

@@ -11,7 +11,7 @@
 //! | `report.md` | setting, policy, train/dev/test cost, wall time, gap to the optimum or bound |
 
 use crate::checkpoint::write_atomic;
-use crate::trainer::EpochRecord;
+use crate::record::EpochRecord;
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

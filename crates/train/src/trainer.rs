@@ -10,6 +10,7 @@
 use crate::budget::{self, Limits};
 use crate::checkpoint::Checkpoint;
 use crate::config::TrainConfig;
+pub use crate::record::{Best, EpochRecord, StopReason};
 use crate::rollout::{PolicyEvaluator, RolloutPeriods, rollout_on_tape};
 use hdpo_autodiff::{Adam, ParamStore, ShardedTapes, clip_grad_norm};
 use hdpo_policy::{NetworkShape, Policy, PolicyError};
@@ -20,7 +21,6 @@ use hdpo_sim::scenario::Scenario;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_pcg::Pcg64Mcg;
-use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -79,56 +79,6 @@ pub enum TrainError {
     /// callback of [`Trainer::try_run`].
     #[error("{0}")]
     Output(String),
-}
-
-/// What happened in one epoch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EpochRecord {
-    /// Epoch index (0-based).
-    pub epoch: usize,
-    /// Mean HDPO loss over the epoch's batches (all periods).
-    pub train_loss: f64,
-    /// Average train cost per store per period over the reported periods (the reference's print).
-    pub train_cost: f64,
-    /// Dev cost per store per period, on dev epochs.
-    pub dev_cost: Option<f64>,
-    /// Best dev cost so far.
-    pub best_dev_cost: Option<f64>,
-    /// Learning rate used.
-    pub learning_rate: f32,
-    /// Mean global gradient norm (before clipping).
-    pub grad_norm: f64,
-    /// Wall seconds since the start of training (including time before a resume).
-    pub elapsed_seconds: f64,
-}
-
-/// The best parameters seen on dev.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Best {
-    /// Epoch at which they were evaluated.
-    pub epoch: usize,
-    /// Their dev cost.
-    pub dev_cost: f64,
-    /// The parameters.
-    pub params: ParamStore,
-}
-
-/// Why [`Trainer::run`] returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopReason {
-    /// `max_epochs` reached.
-    MaxEpochs,
-    /// No dev improvement for `patience_epochs`.
-    EarlyStopping,
-    /// `max_seconds` reached.
-    TimeBudget,
-    /// Interrupted (Ctrl-C).
-    Interrupted,
-    /// Nothing to train (the policy has no parameters).
-    NotTrainable,
 }
 
 /// A training run in progress.

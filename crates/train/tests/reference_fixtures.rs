@@ -2,7 +2,7 @@
 //! (`data/reference_fixtures/policy_fixtures.json`): checks policy, simulator and autodiff together.
 
 use hdpo_autodiff::{ParamStore, Tape};
-use hdpo_policy::{Activation, NetworkShape, Observation, Policy, PolicySpec};
+use hdpo_policy::{Activation, NetworkShape, Policy, PolicySpec, TapeObservation};
 use hdpo_sim::config::{Objective, UnmetDemand};
 use hdpo_sim::fused::TapeState;
 use hdpo_sim::scenario::Scenario;
@@ -125,7 +125,7 @@ fn trained_one_store_network_forward_matches_the_reference() {
         echelon: Array2::zeros((0, 2)),
     };
     let tape_state = TapeState::from_state(&mut tape, &state);
-    let obs = Observation {
+    let obs = TapeObservation {
         statics: &st,
         state: tape_state,
         period: 0,

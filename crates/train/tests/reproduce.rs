@@ -1,12 +1,10 @@
-//! `hdpo_train::reproduce` and `hdpo_train::optimum` through the library: one smoke-scale cell per
+//! `hdpo_train::reproduce`, `hdpo_optimum` and `hdpo_train::optimum_cache` through the library: one smoke-scale cell per
 //! experiment (made even smaller with overrides, so each takes about a second), resumption after an
 //! interruption, "unavailable" cells, and the optimum classification and cache.
 
+use hdpo_optimum::{Classification, Problem, Reference, ReferenceKind, Source};
 use hdpo_sim::settings::setting;
-use hdpo_train::optimum::{
-    Classification, OptimumCache, Problem, Reference, ReferenceKind, Source, reference_for,
-    solve_cached,
-};
+use hdpo_train::optimum_cache::{OptimumCache, reference_for, solve_cached};
 use hdpo_train::reproduce::{
     Cell, CellStatus, Event, Experiment, ReproduceOptions, Scale, read_record, run_cells,
     run_experiment,

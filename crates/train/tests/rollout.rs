@@ -4,7 +4,7 @@
 //! shorter.
 
 use hdpo_autodiff::{Grads, ParamStore, Tape, Var};
-use hdpo_policy::{Observation, Policy};
+use hdpo_policy::{Policy, TapeObservation};
 use hdpo_sim::config::Split;
 use hdpo_sim::fused::{TapeDynamics, TapeState};
 use hdpo_sim::scenario::Scenario;
@@ -25,7 +25,7 @@ fn rollout_asking_every_period(
     let mut state = TapeState::from_state(tape, &scenario.initial);
     let mut total: Option<Var> = None;
     for t in 0..periods {
-        let obs = Observation {
+        let obs = TapeObservation {
             statics: &scenario.statics,
             state,
             period: t,

@@ -4,7 +4,7 @@
 //! never exceed the supplier's on-hand (the simulator rations, and the policies allocate within it).
 
 use hdpo_autodiff::{ParamStore, Tape};
-use hdpo_policy::{NetworkShape, Observation, POLICY_KINDS, Policy};
+use hdpo_policy::{NetworkShape, POLICY_KINDS, Policy, TapeObservation};
 use hdpo_sim::config::Split;
 use hdpo_sim::fused::{TapeDynamics, TapeState};
 use hdpo_sim::scenario::ScenarioGenerator;
@@ -101,7 +101,7 @@ fn support_matrix_matches_the_documentation_and_actions_are_feasible() {
             let mut tape = Tape::new();
             let mut state = TapeState::from_state(&mut tape, &sc.initial);
             for t in 0..4 {
-                let obs = Observation {
+                let obs = TapeObservation {
                     statics: &sc.statics,
                     state,
                     period: t,

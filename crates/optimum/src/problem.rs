@@ -1,8 +1,8 @@
-//! The reference cost of a setting — its exact optimum or a lower bound — as reported next to every
-//! trained policy (`hdpo optimum`, the gap in `hdpo train` / `hdpo eval` reports, `hdpo reproduce`).
+//! The setting → problem mapping: the reference cost of a setting — its exact optimum or a lower
+//! bound — as reported next to every trained policy (`hdpo optimum`, the gap in `hdpo train` / `hdpo eval` reports, `hdpo reproduce`).
 //!
 //! [`Problem::from_setting`] reads the **resolved instance** (`Setting::instance()`) and picks the
-//! solver of `hdpo_sim::optimum` that applies (derivations in `docs/optimality.md`):
+//! solver of this crate that applies (derivations in `docs/optimality.md`):
 //!
 //! | instance | solver | result |
 //! |---|---|---|
@@ -17,30 +17,23 @@
 //! lead times, the profit objective, lost sales with normal demand, …) is
 //! [`Classification::Unsupported`] with a message that says why.
 //!
-//! A [`Problem`] holds exactly the numbers its solver reads; it is the key of the on-disk cache
-//! ([`OptimumCache`]): one JSON file per problem under `$HDPO_CACHE_DIR` (default
-//! `runs/.optimum-cache`), named by a hash of the problem, holding the problem itself (checked on read,
-//! so a hash collision or a stale format is recomputed), written atomically. A corrupt entry is
-//! recomputed and overwritten, never fatal.
+//! A [`Problem`] holds exactly the numbers its solver reads; [`Problem::cache_key`] names it in the
+//! trainer's on-disk cache (`hdpo_train::optimum_cache`).
 
-use crate::checkpoint::write_atomic;
 use hdpo_sim::config::{
     DemandDistribution, Instance, Objective, Setting, StoreLeadTimes, StoreValues, UnmetDemand,
 };
-use hdpo_sim::optimum::{self, backlog, lost_sales, serial};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
+
+use crate::{backlog, lost_sales, serial};
 
 /// Bumped whenever a solver or its numerical settings change, so old cache entries are not reused.
 pub const SOLVER_VERSION: u32 = 1;
 /// Lattice step of the clipped-normal backlog and serial solvers (`docs/optimality.md`: within 3e-5 of
 /// the step → 0 limit on the reference instances).
 pub const LATTICE_STEP: f64 = 0.02;
-/// Format tag of cache files.
-pub const CACHE_FORMAT: &str = "hdpo-optimum-cache";
-/// Environment variable that overrides the cache directory.
-pub const CACHE_DIR_ENV: &str = "HDPO_CACHE_DIR";
 
 /// One store of a single-echelon problem (no warehouse).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -345,7 +338,7 @@ impl Problem {
         })
     }
 
-    fn solve_inner(&self) -> Result<(ReferenceKind, f64, String), optimum::OptimumError> {
+    fn solve_inner(&self) -> Result<(ReferenceKind, f64, String), crate::OptimumError> {
         match self {
             Problem::LostSalesPoisson { stores } => {
                 let (cost, whats) = average_over_stores(stores, |s| {
@@ -355,7 +348,7 @@ impl Problem {
                         holding_cost: s.holding_cost,
                         lost_sale_penalty: s.penalty,
                     };
-                    let opt = optimum::lost_sales_optimum(&instance)?;
+                    let opt = crate::lost_sales_optimum(&instance)?;
                     Ok((opt.cost(), opt.what().to_string()))
                 })?;
                 Ok((ReferenceKind::Exact, cost, describe(stores.len(), whats)))
@@ -384,7 +377,7 @@ impl Problem {
                             ),
                         ))
                     } else {
-                        let opt = optimum::backlog_normal_optimum(
+                        let opt = crate::backlog_normal_optimum(
                             s.mean,
                             s.std,
                             s.lead_time,
@@ -448,11 +441,11 @@ impl Problem {
                         ))
                     }
                     ChainDemand::Poisson { mean } => {
-                        let pmf = optimum::discrete::poisson_pmf(
+                        let pmf = crate::discrete::poisson_pmf(
                             *mean,
-                            optimum::discrete::poisson_support_bound(*mean),
+                            crate::discrete::poisson_support_bound(*mean),
                         )?;
-                        let lattice = optimum::discrete::LatticeDistribution::new(1.0, pmf)?;
+                        let lattice = crate::discrete::LatticeDistribution::new(1.0, pmf)?;
                         let opt = serial::solve_serial(&system, &lattice)?;
                         Ok((
                             ReferenceKind::Exact,
@@ -474,7 +467,7 @@ impl Problem {
                 holding_cost,
                 backlog_penalty,
             } => {
-                let bound = optimum::transshipment_bound(
+                let bound = crate::transshipment_bound(
                     means,
                     stds,
                     *correlation,
@@ -535,8 +528,8 @@ fn levels_text(levels: &[f64]) -> String {
 /// Solves every distinct store once and averages over all stores.
 fn average_over_stores(
     stores: &[StoreProblem],
-    mut solve: impl FnMut(&StoreProblem) -> Result<(f64, String), optimum::OptimumError>,
-) -> Result<(f64, Vec<String>), optimum::OptimumError> {
+    mut solve: impl FnMut(&StoreProblem) -> Result<(f64, String), crate::OptimumError>,
+) -> Result<(f64, Vec<String>), crate::OptimumError> {
     let mut distinct: Vec<(&StoreProblem, f64, String)> = Vec::new();
     let mut total = 0.0;
     for store in stores {
@@ -717,147 +710,6 @@ fn classify(instance: &Instance, transshipment: bool) -> Result<Classification, 
     Err(Classification::NoKnownBound { reason })
 }
 
-/// The on-disk cache of solved problems.
-#[derive(Clone, Debug)]
-pub struct OptimumCache {
-    /// Its directory.
-    pub dir: PathBuf,
-}
-
-#[derive(Serialize, Deserialize)]
-struct CacheEntry {
-    format: String,
-    version: u32,
-    problem: Problem,
-    solved: Solved,
-}
-
-impl OptimumCache {
-    /// A cache in `dir` (created on the first write).
-    pub fn new(dir: impl Into<PathBuf>) -> OptimumCache {
-        OptimumCache { dir: dir.into() }
-    }
-
-    /// `$HDPO_CACHE_DIR` if set and non-empty, else `runs/.optimum-cache`.
-    pub fn default_dir() -> PathBuf {
-        match std::env::var_os(CACHE_DIR_ENV) {
-            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-            _ => PathBuf::from("runs").join(".optimum-cache"),
-        }
-    }
-
-    /// The cache in [`OptimumCache::default_dir`].
-    pub fn from_env() -> OptimumCache {
-        OptimumCache::new(OptimumCache::default_dir())
-    }
-
-    /// The file of a problem.
-    pub fn path(&self, problem: &Problem) -> PathBuf {
-        self.dir.join(format!("{}.json", problem.cache_key()))
-    }
-
-    /// Reads the entry of `problem`: `Ok(None)` when absent, `Err(why)` when present but unusable
-    /// (corrupt, foreign format, other version, other problem).
-    pub fn read(&self, problem: &Problem) -> Result<Option<Solved>, String> {
-        let path = self.path(problem);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
-        };
-        let entry: CacheEntry = serde_json::from_str(&text)
-            .map_err(|e| format!("`{}` is corrupt ({e})", path.display()))?;
-        if entry.format != CACHE_FORMAT || entry.version != SOLVER_VERSION {
-            return Err(format!(
-                "`{}` has format {:?} version {}, expected {CACHE_FORMAT:?} version {SOLVER_VERSION}",
-                path.display(),
-                entry.format,
-                entry.version
-            ));
-        }
-        if &entry.problem != problem {
-            return Err(format!(
-                "`{}` holds another problem (hash collision)",
-                path.display()
-            ));
-        }
-        if !entry.solved.cost.is_finite() {
-            return Err(format!("`{}` holds a non-finite cost", path.display()));
-        }
-        Ok(Some(entry.solved))
-    }
-
-    /// Writes the entry of `problem` atomically.
-    pub fn write(&self, problem: &Problem, solved: &Solved) -> Result<(), String> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| {
-            format!(
-                "cannot create the cache directory `{}`: {e}",
-                self.dir.display()
-            )
-        })?;
-        let entry = CacheEntry {
-            format: CACHE_FORMAT.to_string(),
-            version: SOLVER_VERSION,
-            problem: problem.clone(),
-            solved: solved.clone(),
-        };
-        let text = serde_json::to_string_pretty(&entry).expect("an entry serialises");
-        crate::checkpoint::remove_stale_temp_files(&self.dir);
-        write_atomic(&self.path(problem), text.as_bytes())
-    }
-}
-
-/// Solves `problem`, reading and writing `cache` when given. Cache trouble never fails the call: it is
-/// reported in `warnings` and the problem is (re)computed.
-pub fn solve_cached(problem: &Problem, cache: Option<&OptimumCache>) -> Reference {
-    let mut warnings = Vec::new();
-    if let Some(cache) = cache {
-        match cache.read(problem) {
-            Ok(Some(solved)) => {
-                return Reference::Known {
-                    problem: problem.clone(),
-                    solved,
-                    source: Source::Cache(cache.path(problem)),
-                    warnings,
-                };
-            }
-            Ok(None) => {}
-            Err(why) => warnings.push(format!("optimum cache: {why}; recomputing")),
-        }
-    }
-    match problem.solve() {
-        Ok(solved) => {
-            if let Some(cache) = cache
-                && let Err(why) = cache.write(problem, &solved)
-            {
-                warnings.push(format!("optimum cache not written: {why}"));
-            }
-            Reference::Known {
-                problem: problem.clone(),
-                solved,
-                source: Source::Computed,
-                warnings,
-            }
-        }
-        Err(reason) => Reference::Failed {
-            problem: problem.clone(),
-            reason,
-        },
-    }
-}
-
-/// The reference of a setting: classification, then [`solve_cached`].
-pub fn reference_for(
-    setting: &Setting,
-    cache: Option<&OptimumCache>,
-) -> Result<Reference, hdpo_sim::ConfigError> {
-    Ok(match Problem::from_setting(setting)? {
-        Classification::Solvable(problem) => solve_cached(&problem, cache),
-        Classification::NoKnownBound { reason } => Reference::NoKnownBound { reason },
-        Classification::Unsupported { reason } => Reference::Unsupported { reason },
-    })
-}
-
 /// Best base-stock and best capped base-stock costs of a single lost-sales store (the published
 /// heuristics of `docs/optimality.md` §2), for `hdpo optimum --heuristics`.
 pub fn lost_sales_heuristics(store: &StoreProblem) -> Result<Vec<(String, f64)>, String> {
@@ -883,12 +735,4 @@ pub fn lost_sales_heuristics(store: &StoreProblem) -> Result<Vec<(String, f64)>,
             capped.average_cost,
         ),
     ])
-}
-
-/// Resolves a cache directory argument: `Some(dir)` as given, else the default.
-pub fn cache_at(dir: Option<&Path>) -> OptimumCache {
-    match dir {
-        Some(dir) => OptimumCache::new(dir),
-        None => OptimumCache::from_env(),
-    }
 }

@@ -1,11 +1,11 @@
 //! Prints the tables of `docs/optimality.md`: every optimum and bound the `optimum` module
 //! computes for the reference instances.
 //!
-//! Run: `cargo run --release -p hdpo-sim --example optimum_tables`
+//! Run: `cargo run --release -p hdpo-optimum --example optimum_tables`
 
 use std::time::Instant;
 
-use hdpo_sim::optimum as opt;
+use hdpo_optimum as opt;
 use opt::backlog::{backlog_clipped_normal, backlog_normal, backlog_poisson};
 use opt::lost_sales::{
     DiscreteDemand, DpSettings, LostSalesInstance, base_stock_cost, best_base_stock,

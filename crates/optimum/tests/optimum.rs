@@ -3,11 +3,11 @@
 //! Every check compares against an independently known number (published tables, closed forms) or an
 //! independent computation written here (brute force over policies, exact Markov-chain evaluation of the
 //! simulator's dynamics, Monte-Carlo simulation with the simulator's timing). The tables of
-//! `docs/optimality.md` are printed by `cargo run --release -p hdpo-sim --example optimum_tables`.
+//! `docs/optimality.md` are printed by `cargo run --release -p hdpo-optimum --example optimum_tables`.
 
 use std::collections::HashMap;
 
-use hdpo_sim::optimum as opt;
+use hdpo_optimum as opt;
 use opt::backlog::{
     backlog_clipped_normal, backlog_normal, backlog_normal_cost, backlog_poisson,
     backlog_poisson_cost,

@@ -1,7 +1,8 @@
 //! Exact optimal costs and lower bounds for the benchmark inventory problems, used to report optimality
-//! gaps of trained policies.
+//! gaps of trained policies: the solvers, and the mapping from a simulator setting to the problem a
+//! solver takes.
 //!
-//! This module owns pure mathematics only and depends on nothing else in the crate: standard normal
+//! The solvers are pure mathematics and depend on nothing else in the workspace: standard normal
 //! functions ([`normal`]), Poisson and lattice distributions ([`discrete`]), the single-store lost-sales
 //! optimum by relative value iteration together with the best base-stock and capped base-stock policies
 //! ([`lost_sales`]), the single-store backlog optimum ([`backlog`]), the Clark–Scarf optimum of serial
@@ -11,6 +12,11 @@
 //! period t + L) and, for networks, the total of all locations' costs per period. The derivations, the
 //! numbers they produce and the commands that produced them are in `docs/optimality.md`.
 //!
+//! [`problem`] maps a `hdpo_sim` [`Setting`](hdpo_sim::Setting) (its resolved instance) to the
+//! [`Problem`] a solver takes, or says why none applies, and reports the result as a [`Reference`]. It
+//! is the only part that reads the simulator's types, so the crate sits above `hdpo-sim` and below
+//! `hdpo-train` (which keeps the on-disk cache of solved problems with the run's other files).
+//!
 //! Functions never panic on bad input: they return [`OptimumError`] naming the offending parameter.
 //! [`Optimum`] is the small value type a caller (e.g. the CLI) reports.
 
@@ -18,10 +24,16 @@ pub mod backlog;
 pub mod discrete;
 pub mod lost_sales;
 pub mod normal;
+pub mod problem;
 pub mod serial;
 pub mod transshipment;
 
 use std::fmt;
+
+pub use problem::{
+    ChainDemand, ChainLocation, Classification, LATTICE_STEP, Problem, Reference, ReferenceKind,
+    SOLVER_VERSION, Solved, Source, StoreProblem, lost_sales_heuristics,
+};
 
 /// Error returned when a solver's input is invalid or a solve cannot be carried out; the message names
 /// the offending parameter.
@@ -52,7 +64,7 @@ impl fmt::Display for OptimumError {
 
 impl std::error::Error for OptimumError {}
 
-/// Result type of this module.
+/// Result type of the solvers.
 pub type Result<T> = std::result::Result<T, OptimumError>;
 
 /// A reference cost for an instance, as reported next to a trained policy's cost.
