@@ -9,7 +9,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use hdpo_sim::config::Split;
 use hdpo_sim::settings::setting;
-use hdpo_train::{TrainConfig, Trainer};
+use hdpo_train::{Limits, TrainConfig, Trainer};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -21,7 +21,12 @@ fn trainer(setting_name: &str, policy: &str, overrides: &[(&str, &str)]) -> Trai
     }
     config.dev_every = 1_000_000;
     config.max_epochs = usize::MAX;
-    let mut t = Trainer::new(config).unwrap();
+    // an endless run is the point of a benchmark: past the 30-day limit of `hdpo train`
+    let forced = Limits {
+        force: true,
+        ..Limits::machine()
+    };
+    let mut t = Trainer::new_within(config, &forced).unwrap();
     // epoch 0 is a dev epoch; run it outside the measurement
     t.train_epoch().unwrap();
     t

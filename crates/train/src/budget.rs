@@ -10,7 +10,7 @@
 //! cost per recorded value, calibrated on the development machine): they only decide refusals
 //! orders of magnitude away from a normal run. `--force` (the [`Limits::force`] flag) runs anyway.
 
-use crate::config::TrainConfig;
+use crate::train_config::TrainConfig;
 use crate::trainer::{DEV_DEMAND_MAX_BYTES, TrainError};
 use hdpo_autodiff::{ParamStore, Tape};
 use hdpo_policy::{NetworkShape, Policy, TapeObservation};

@@ -3,8 +3,8 @@
 //! `(seed, epoch)`, so the epoch count is the RNG state. Files are versioned JSON, written
 //! atomically and durably ([`write_atomic`]).
 
-use crate::config::TrainConfig;
 use crate::record::{Best, EpochRecord};
+use crate::train_config::TrainConfig;
 use hdpo_autodiff::{Adam, ParamStore};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

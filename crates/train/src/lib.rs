@@ -1,13 +1,12 @@
 //! The HDPO trainer: rollouts on the tape, Adam steps, dev/test evaluation, checkpoints and the
 //! experiment harness.
 //!
-//! Read in this order: [`config`] (what a run is), [`rollout`] (a policy simulated on the tape or
+//! Read in this order: [`train_config`] (what a run is), [`rollout`] (a policy simulated on the tape or
 //! tape-free), [`trainer`] (the HDPO loop), [`record`] (what a run records), [`checkpoint`] (resume), [`budget`] (memory and time
 //! estimates before a run starts).
 
 pub mod budget;
 pub mod checkpoint;
-pub mod config;
 pub mod memo;
 pub mod optimum_cache;
 pub mod published;
@@ -15,12 +14,13 @@ pub mod record;
 pub mod reproduce;
 pub mod rollout;
 pub mod run;
+pub mod train_config;
 pub mod trainer;
 
 pub use budget::Limits;
 pub use checkpoint::{Checkpoint, retry_once, write_atomic};
-pub use config::{LrSchedule, TrainConfig, TrainConfigError, apply_setting_overrides};
 pub use record::{Best, EpochRecord, StopReason};
 pub use rollout::{PolicyEvaluator, RolloutPeriods, TapeRollout, rollout_on_tape};
 pub use run::RunDir;
+pub use train_config::{LrSchedule, TrainConfig, TrainConfigError, apply_setting_overrides};
 pub use trainer::{DIVERGENCE_FACTOR, TrainError, Trainer, evaluate_policy, parameter_limit};

@@ -9,9 +9,9 @@
 
 use crate::budget::{self, Limits};
 use crate::checkpoint::Checkpoint;
-use crate::config::TrainConfig;
 pub use crate::record::{Best, EpochRecord, StopReason};
 use crate::rollout::{PolicyEvaluator, RolloutPeriods, rollout_on_tape};
+use crate::train_config::TrainConfig;
 use hdpo_autodiff::{Adam, ParamStore, ShardedTapes, clip_grad_norm};
 use hdpo_policy::{NetworkShape, Policy, PolicyError};
 use hdpo_sim::config::Split;
@@ -29,7 +29,7 @@ use std::time::Instant;
 pub enum TrainError {
     /// Invalid configuration.
     #[error(transparent)]
-    Config(#[from] crate::config::TrainConfigError),
+    Config(#[from] crate::train_config::TrainConfigError),
     /// The setting is invalid.
     #[error(transparent)]
     Setting(#[from] hdpo_sim::ConfigError),
@@ -173,7 +173,7 @@ impl Trainer {
         let limit = parameter_limit(&config.setting);
         if let Some((name, value)) = parameter_out_of_range(&params, limit) {
             return Err(TrainError::Config(
-                crate::config::TrainConfigError::Invalid {
+                crate::train_config::TrainConfigError::Invalid {
                     field: "policy".into(),
                     message: format!(
                         "its initial parameter `{name}` is {value}; allowed: |value| ≤ {limit:.3e} \

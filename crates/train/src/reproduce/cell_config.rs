@@ -2,7 +2,7 @@
 //! cell's overrides, the [`Scale`]'s sizes and the caller's overrides — and the [`fingerprint`]
 //! that tells a finished cell's record whether it was produced by the same configuration.
 
-use crate::config::TrainConfig;
+use crate::train_config::TrainConfig;
 
 use super::experiment::{Cell, Scale};
 

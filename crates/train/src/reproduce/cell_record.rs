@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::TrainConfig;
 use crate::record::StopReason;
+use crate::train_config::TrainConfig;
 use hdpo_optimum::ReferenceKind;
 
 use super::cell_config::fingerprint;
