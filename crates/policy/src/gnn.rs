@@ -27,9 +27,9 @@
 
 use crate::allocation::PROPORTIONAL_EPS;
 use crate::dense::{BlockIndex, DenseElu, PerBatchSize};
+use crate::error::PolicyError;
 use crate::mlp::{Activation, Mlp, MlpSpec, ParamNodes, mlp_tail};
 use crate::observation::{DemandScales, Feature, NetworkShape, TapeObservation};
-use crate::policy::PolicyError;
 use crate::spec::PolicySpec;
 use hdpo_autodiff::optim::init;
 use hdpo_autodiff::{Csr, CustomOp, InputGrad, ParamId, ParamStore, Tape, Var};

@@ -4,11 +4,12 @@
 //! Read in this order: [`observation`] (what a policy sees, on the tape), [`spec`] (every policy's
 //! architecture and hyper-parameters as serde data), [`policy`] (building a spec for a network and
 //! acting), [`mlp`] and [`allocation`] (the shared building blocks), then the bigger networks
-//! [`symmetry`] and [`gnn`], [`saved`] (policy files) and [`limits`] (size checks before
-//! building).
+//! [`symmetry`] and [`gnn`], [`saved`] (policy files), [`limits`] (size checks before
+//! building) and [`error`] (the one error type).
 
 pub mod allocation;
 mod dense;
+pub mod error;
 pub mod gnn;
 pub mod limits;
 pub mod mlp;
@@ -18,8 +19,9 @@ pub mod saved;
 pub mod spec;
 pub mod symmetry;
 
+pub use error::PolicyError;
 pub use mlp::{Activation, Mlp, MlpSpec};
 pub use observation::{DemandScales, Feature, NetworkShape, TapeObservation};
-pub use policy::{Policy, PolicyError};
+pub use policy::Policy;
 pub use saved::SavedPolicy;
 pub use spec::{POLICY_KINDS, PolicySpec};

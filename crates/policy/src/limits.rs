@@ -7,8 +7,8 @@
 //! Kept apart from `spec.rs` and the network builders: the checks match every variant with `..`,
 //! so new hyper-parameters need no change here unless they need a limit of their own.
 
+use crate::error::PolicyError;
 use crate::observation::NetworkShape;
-use crate::policy::PolicyError;
 use crate::spec::PolicySpec;
 
 /// Widest hidden layer (and GNN `width`, symmetry-aware `context_size`).

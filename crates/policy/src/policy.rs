@@ -4,6 +4,7 @@
 //! tape) and evaluates (no-grad tape).
 
 use crate::allocation::{proportional, softmax_keep};
+use crate::error::PolicyError;
 use crate::gnn::GnnNet;
 use crate::mlp::{Activation, Mlp, MlpSpec};
 use crate::observation::{DemandScales, Feature, NetworkShape, TapeObservation};
@@ -14,46 +15,6 @@ use hdpo_sim::config::StaticFeature;
 use hdpo_sim::fused::TapeActions;
 use ndarray::Array2;
 use rand::Rng;
-use std::sync::Arc;
-
-/// Why a policy cannot be built or loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    /// The policy does not run on this network.
-    #[error("policy `{policy}` does not support this network: {reason}")]
-    Unsupported {
-        /// Policy kind.
-        policy: &'static str,
-        /// What is missing or wrong.
-        reason: String,
-    },
-    /// The policy reads a static feature the setting does not expose.
-    #[error(
-        "policy `{policy}` reads `{feature}`, which the setting does not expose; add it to \
-         `observation.static_features` (exposed now: {exposed})"
-    )]
-    MissingFeature {
-        /// Policy kind.
-        policy: &'static str,
-        /// The feature.
-        feature: String,
-        /// The features the setting exposes.
-        exposed: String,
-    },
-    /// A hyper-parameter is out of range.
-    #[error("policy `{policy}`: `{field}` {message}")]
-    Invalid {
-        /// Policy kind.
-        policy: &'static str,
-        /// The field.
-        field: &'static str,
-        /// What is allowed.
-        message: String,
-    },
-    /// Reading or writing a policy file failed.
-    #[error("{0}")]
-    File(String),
-}
 
 /// `softplus⁻¹(y) = ln(eʸ − 1)`, for initial values given as levels.
 pub fn inverse_softplus(y: f32) -> f32 {
@@ -699,13 +660,4 @@ fn positive(policy: &'static str, field: &'static str, v: f32) -> Result<(), Pol
             message: format!("is {v}; allowed: a finite value > 0"),
         })
     }
-}
-
-/// Shared helper for network modules: the row index `b·S + s → b` map as a gather index that
-/// repeats each sample's row `S` times.
-pub fn repeat_rows_index(n_samples: usize, times: usize) -> Arc<[u32]> {
-    (0..n_samples)
-        .flat_map(|b| std::iter::repeat_n(b as u32, times))
-        .collect::<Vec<_>>()
-        .into()
 }

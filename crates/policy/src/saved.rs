@@ -2,8 +2,9 @@
 //! the setting it was trained for, and its weights. Loading rebuilds the policy, checks the weights
 //! fit it, and [`SavedPolicy::check_setting`] says what differs when it is used on another setting.
 
+use crate::error::PolicyError;
 use crate::observation::NetworkShape;
-use crate::policy::{Policy, PolicyError};
+use crate::policy::Policy;
 use crate::spec::PolicySpec;
 use hdpo_autodiff::ParamStore;
 use hdpo_sim::config::Setting;

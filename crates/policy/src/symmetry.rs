@@ -18,11 +18,11 @@
 
 use crate::allocation::proportional;
 use crate::dense::{BlockIndex, DenseElu, PerBatchSize};
+use crate::error::PolicyError;
 /// Re-exported from [`crate::mlp`], its home (the path `symmetry::ParamNodes` keeps working).
 pub use crate::mlp::ParamNodes;
 use crate::mlp::{Activation, Mlp, MlpSpec, mlp_tail};
 use crate::observation::{DemandScales, Feature, NetworkShape, TapeObservation};
-use crate::policy::{PolicyError, repeat_rows_index};
 use crate::spec::PolicySpec;
 use hdpo_autodiff::optim::init;
 use hdpo_autodiff::{Csr, ParamId, ParamStore, Tape};
@@ -331,4 +331,12 @@ fn store_statics(obs: &TapeObservation, scales: Option<&DemandScales>) -> Array2
         row[3] = st.lead_time[[r, 0]] as f32;
     }
     out
+}
+
+/// The row index `b·S + s → b` map as a gather index that repeats each sample's row `S` times.
+fn repeat_rows_index(n_samples: usize, times: usize) -> Arc<[u32]> {
+    (0..n_samples)
+        .flat_map(|b| std::iter::repeat_n(b as u32, times))
+        .collect::<Vec<_>>()
+        .into()
 }
