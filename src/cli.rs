@@ -346,6 +346,16 @@ pub fn train(req: TrainRequest) -> Result<(), Failure> {
     if reason == StopReason::Interrupted {
         return Err(interrupted(interrupt.signal().unwrap_or(signals::SIGINT)));
     }
+    if reason == StopReason::Collapsed {
+        note!(
+            "warning: training stopped at epoch {}: the gradient vanished for {} epochs (every \
+             output of the policy saturated, nothing left to learn); the best-dev parameters (epoch {}) \
+             are kept; try a smaller learning_rate",
+            trainer.epoch,
+            hdpo_train::COLLAPSED_EPOCHS,
+            trainer.best.as_ref().map_or(0, |b| b.epoch)
+        );
+    }
     // from here the checkpoint is complete: a signal stops the evaluation at once
     if let Some(signal) = interrupt.finishing(&format!(
         "the checkpoint is complete: `{resume_command}` runs the final evaluation again"

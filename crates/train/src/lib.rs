@@ -19,7 +19,7 @@ pub mod trainer;
 
 pub use budget::Limits;
 pub use checkpoint::{Checkpoint, retry_once, write_atomic};
-pub use record::{Best, EpochRecord, StopReason};
+pub use record::{Best, COLLAPSED_EPOCHS, COLLAPSED_GRAD_NORM, EpochRecord, StopReason};
 pub use rollout::{PolicyEvaluator, RolloutPeriods, TapeRollout, rollout_on_tape};
 pub use run::RunDir;
 pub use train_config::{LrSchedule, TrainConfig, TrainConfigError, apply_setting_overrides};

@@ -54,4 +54,16 @@ pub enum StopReason {
     Interrupted,
     /// Nothing to train (the policy has no parameters).
     NotTrainable,
+    /// The gradient norm stayed below [`COLLAPSED_GRAD_NORM`] for [`COLLAPSED_EPOCHS`] epochs in a
+    /// row: every output of the policy is saturated (e.g. nothing is ordered anywhere), so no
+    /// further step can change it.
+    Collapsed,
 }
+
+/// Consecutive epochs of a vanishing gradient after which a run stops as [`StopReason::Collapsed`]
+/// (by then Adam's momentum has decayed too: 0.9 per step).
+pub const COLLAPSED_EPOCHS: usize = 2;
+
+/// A mean global gradient norm below which Adam (ε = 1e-8) moves no parameter by more than
+/// `learning_rate × 1e-6` per step: the policy is stuck.
+pub const COLLAPSED_GRAD_NORM: f64 = 1e-14;

@@ -10,6 +10,7 @@
 use crate::budget::{self, Limits};
 use crate::checkpoint::Checkpoint;
 pub use crate::record::{Best, EpochRecord, StopReason};
+use crate::record::{COLLAPSED_EPOCHS, COLLAPSED_GRAD_NORM};
 use crate::rollout::{PolicyEvaluator, RolloutPeriods, rollout_on_tape};
 use crate::train_config::TrainConfig;
 use hdpo_autodiff::{Adam, ParamStore, ShardedTapes, clip_grad_norm};
@@ -285,7 +286,8 @@ impl Trainer {
     /// written) stops the run at once with [`TrainError::Output`].
     ///
     /// The stop conditions are checked before every epoch, in this order: early stopping (the
-    /// best dev cost is `patience_epochs` old at a dev epoch), the time budget, `max_epochs`, then
+    /// best dev cost is `patience_epochs` old at a dev epoch), a collapsed policy (a vanishing
+    /// gradient for [`COLLAPSED_EPOCHS`] epochs), the time budget, `max_epochs`, then
     /// the `stop` flag — so a resumed run that had already stopped stops again at once, and a
     /// `stop` raised during the last epoch still reports why training ended.
     pub fn try_run(
@@ -316,6 +318,13 @@ impl Trainer {
             && self.epoch - 1 - best.epoch >= self.config.patience_epochs
         {
             return Some(StopReason::EarlyStopping);
+        }
+        if self.history.len() >= COLLAPSED_EPOCHS
+            && self.history[self.history.len() - COLLAPSED_EPOCHS..]
+                .iter()
+                .all(|r| r.grad_norm < COLLAPSED_GRAD_NORM)
+        {
+            return Some(StopReason::Collapsed);
         }
         if self.config.max_seconds > 0.0
             && !self.history.is_empty()

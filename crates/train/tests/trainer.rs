@@ -195,6 +195,36 @@ fn corrupt_or_foreign_checkpoints_get_clear_errors() {
 }
 
 #[test]
+fn a_collapsed_policy_stops_after_two_epochs_of_vanishing_gradient() {
+    // every bias far below softplus's and ELU's working range: each unit is saturated, the policy
+    // orders nothing and the gradient vanishes (1.5e-37), as in a diverged network run
+    let config = tiny("one_store_lost", "vanilla_one_store", 50);
+    let mut t = Trainer::new(config).unwrap();
+    let biases: Vec<_> = t
+        .params
+        .ids()
+        .filter(|&id| t.params.name(id).contains("bias"))
+        .collect();
+    assert!(!biases.is_empty());
+    for id in biases {
+        t.params.value_mut(id).fill(-200.0);
+    }
+    let reason = t.run(&AtomicBool::new(false), |_, _| {}).unwrap();
+    assert_eq!(reason, StopReason::Collapsed);
+    assert_eq!(t.epoch, hdpo_train::COLLAPSED_EPOCHS);
+    assert!(
+        t.history
+            .iter()
+            .all(|r| r.grad_norm < hdpo_train::COLLAPSED_GRAD_NORM)
+    );
+
+    // a healthy run of the same configuration is not stopped
+    let mut healthy = Trainer::new(tiny("one_store_lost", "vanilla_one_store", 4)).unwrap();
+    let reason = healthy.run(&AtomicBool::new(false), |_, _| {}).unwrap();
+    assert_eq!(reason, StopReason::MaxEpochs);
+}
+
+#[test]
 fn exploding_training_stops_with_an_error_and_keeps_finite_parameters() {
     let mut config = tiny("one_store_backlogged", "vanilla_one_store", 20);
     config.learning_rate = 1e30;
