@@ -360,9 +360,13 @@ impl TrainConfig {
                     self.learning_rate = 3e-3;
                     steps_factor = 2;
                 }
-                // a serial chain too (4 locations: dev +0.28 % at 3,840 steps, +0.54 % at 1,920)
+                // a serial chain too (4 locations: dev +0.28 % at 3,840 steps, +0.54 % at 1,920);
+                // from 6 locations on at 5e-4 (at 1e-3 the 6-location GNN collapsed)
                 if chain {
                     steps_factor = 2;
+                    if self.setting.n_echelons() >= 4 {
+                        self.learning_rate = 5e-4;
+                    }
                 }
             }
             PolicySpec::VanillaSerial { demand_scaling, .. } => {

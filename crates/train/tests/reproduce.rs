@@ -455,6 +455,13 @@ fn full_scale_network_cells_keep_the_network_defaults_batch_and_step_budget() {
                 cell.id
             );
             assert_eq!(config.setting.splits.test.n_samples, 4096, "{}", cell.id);
+            // transshipment centres learn at 3e-3, chains of 6 and more locations at 5e-4
+            let learning_rate = match experiment {
+                Experiment::Transshipment => 3e-3,
+                Experiment::Serial if config.setting.n_echelons() >= 4 => 5e-4,
+                _ => 1e-3,
+            };
+            assert_eq!(config.learning_rate, learning_rate, "{}", cell.id);
         }
     }
 }
