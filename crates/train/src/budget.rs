@@ -10,8 +10,8 @@
 //! cost per recorded value, calibrated on the development machine): they only decide refusals
 //! orders of magnitude away from a normal run. `--force` (the [`Limits::force`] flag) runs anyway.
 
+use crate::error::TrainError;
 use crate::train_config::TrainConfig;
-use crate::trainer::{DEV_DEMAND_MAX_BYTES, TrainError};
 use hdpo_autodiff::{ParamStore, Tape};
 use hdpo_policy::{NetworkShape, Policy, TapeObservation};
 use hdpo_sim::config::Split;
@@ -20,6 +20,10 @@ use hdpo_sim::fused::{TapeActions, TapeDynamics, TapeState};
 use hdpo_sim::scenario::ScenarioGenerator;
 use ndarray::Array2;
 use std::fmt::Write as _;
+
+/// The most memory the trainer spends on keeping the dev split's demand (256 MiB; the default
+/// one_store_lost dev split takes 13 MB).
+pub const DEV_DEMAND_MAX_BYTES: usize = 256 << 20;
 
 /// The longest a run may be estimated to take without `--force`: 30 days.
 pub const MAX_SECONDS: f64 = 30.0 * 86_400.0;

@@ -7,80 +7,24 @@
 //! evaluator; the best-on-dev parameters are kept; training stops early after `patience_epochs`
 //! without improvement. [`Trainer::test`] evaluates the best parameters on the test split.
 
-use crate::budget::{self, Limits};
+use crate::budget::{self, DEV_DEMAND_MAX_BYTES, Limits};
 use crate::checkpoint::Checkpoint;
+use crate::error::TrainError;
 pub use crate::record::{Best, EpochRecord, StopReason};
 use crate::record::{COLLAPSED_EPOCHS, COLLAPSED_GRAD_NORM};
 use crate::rollout::{PolicyEvaluator, RolloutPeriods, rollout_on_tape};
 use crate::train_config::TrainConfig;
 use hdpo_autodiff::{Adam, ParamStore, ShardedTapes, clip_grad_norm};
-use hdpo_policy::{NetworkShape, Policy, PolicyError};
+use hdpo_policy::{NetworkShape, Policy};
 use hdpo_sim::config::Split;
 use hdpo_sim::dynamics::StepError;
-use hdpo_sim::eval::{EvalError, EvalOptions, EvalReport, SplitDemand, evaluate_with_demand};
+use hdpo_sim::eval::{EvalOptions, EvalReport, SplitDemand, evaluate_with_demand};
 use hdpo_sim::scenario::Scenario;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_pcg::Pcg64Mcg;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-/// Why training stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    /// Invalid configuration.
-    #[error(transparent)]
-    Config(#[from] crate::train_config::TrainConfigError),
-    /// The setting is invalid.
-    #[error(transparent)]
-    Setting(#[from] hdpo_sim::ConfigError),
-    /// The policy cannot be built for this setting.
-    #[error(transparent)]
-    Policy(#[from] PolicyError),
-    /// A policy produced invalid actions during training.
-    #[error("epoch {epoch}: {source}")]
-    Step {
-        /// Epoch of the failure.
-        epoch: usize,
-        /// What was wrong.
-        #[source]
-        source: StepError,
-    },
-    /// Evaluation failed.
-    #[error(transparent)]
-    Eval(#[from] EvalError),
-    /// The loss or its gradient is NaN or infinite; parameters were not updated.
-    #[error(
-        "epoch {epoch}: the training loss or its gradient is not finite (loss {loss}); the last good parameters are kept"
-    )]
-    NonFinite {
-        /// Epoch of the failure.
-        epoch: usize,
-        /// The loss value.
-        loss: f64,
-    },
-    /// A checkpoint could not be used.
-    #[error("{0}")]
-    Checkpoint(String),
-    /// The run would need more memory or time than allowed ([`crate::budget`]); nothing large
-    /// was allocated.
-    #[error("{0}")]
-    TooLarge(String),
-    /// The run diverged: its loss grew past [`DIVERGENCE_FACTOR`] × its first epoch's, or a
-    /// parameter left the sane range ([`parameter_limit`]). The parameters of the failing epoch
-    /// are not kept anywhere.
-    #[error("epoch {epoch}: training diverged: {reason}")]
-    Diverged {
-        /// Epoch of the failure.
-        epoch: usize,
-        /// What left its range.
-        reason: String,
-    },
-    /// Writing the run's files (checkpoint, metrics, policy) failed; reported by the `on_epoch`
-    /// callback of [`Trainer::try_run`].
-    #[error("{0}")]
-    Output(String),
-}
 
 /// A training run in progress.
 pub struct Trainer {
@@ -138,10 +82,6 @@ fn parameter_out_of_range(params: &ParamStore, limit: f64) -> Option<(String, f3
             .map(|&v| (params.name(id).to_string(), v))
     })
 }
-
-/// The most memory the trainer spends on keeping the dev split's demand (256 MiB; the default
-/// one_store_lost dev split takes 13 MB).
-pub const DEV_DEMAND_MAX_BYTES: usize = 256 << 20;
 
 /// `splitmix64`: decorrelates the per-epoch shuffling seeds.
 fn mix(seed: u64, salt: u64) -> u64 {

@@ -3,7 +3,7 @@
 //!
 //! An [`Experiment`] is a list of [`Cell`]s (setting, policy, overrides, training scenarios, the
 //! published values of `crate::published`). [`run_experiment`] trains every cell
-//! ([`TrainConfig::default_for`] + the cell's overrides + the [`Scale`]'s sizes + the caller's
+//! ([`TrainConfig::default_for`](crate::TrainConfig::default_for) + the cell's overrides + the [`Scale`]'s sizes + the caller's
 //! overrides), tests it, and writes under `<out>/<experiment>/`:
 //!
 //! | file | content |

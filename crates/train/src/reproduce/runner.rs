@@ -12,11 +12,12 @@ use hdpo_sim::config::Split;
 
 use crate::budget::Limits;
 use crate::checkpoint::{Checkpoint, remove_stale_temp_files, retry_once, write_atomic};
+use crate::error::TrainError;
 use crate::optimum_cache::{OptimumCache, reference_for};
 use crate::record::{EpochRecord, StopReason};
 use crate::run::RunDir;
 use crate::train_config::TrainConfig;
-use crate::trainer::{TrainError, Trainer};
+use crate::trainer::Trainer;
 
 use super::cell_config::{cell_config, fingerprint};
 use super::cell_record::{
