@@ -1,10 +1,12 @@
-//! The vocabulary of a reproduction: the [`Experiment`]s (name, description, cells), the [`Scale`]
-//! a grid runs at, and a [`Cell`] — one training run of a grid.
+//! The vocabulary of a reproduction: the [`Experiment`]s (name, description; their cells are in
+//! `grids.rs`), the [`Scale`] a grid runs at, a [`Cell`] — one training run of a grid — and the
+//! [`ReproduceOptions`] of a run.
 
+use crate::budget::Limits;
+use crate::optimum_cache::OptimumCache;
 use crate::published::Published;
 use serde::{Deserialize, Serialize};
-
-use super::grids;
+use std::path::PathBuf;
 
 /// The experiments of `hdpo reproduce`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,19 +91,6 @@ impl Experiment {
                 )
             })
     }
-
-    /// The cells of the experiment, in table order.
-    pub fn cells(self) -> Vec<Cell> {
-        match self {
-            Experiment::OneStoreLost => grids::one_store_lost_cells(),
-            Experiment::OneStoreBacklogged => grids::one_store_backlogged_cells(),
-            Experiment::Serial => grids::serial_cells(),
-            Experiment::OneWarehouse => grids::one_warehouse_cells(),
-            Experiment::Transshipment => grids::transshipment_cells(),
-            Experiment::ManyWarehouses => grids::many_warehouses_cells(),
-            Experiment::IdenticalStores => grids::identical_stores_cells(),
-        }
-    }
 }
 
 /// How large each training run is.
@@ -155,4 +144,25 @@ pub struct Cell {
     pub row_key: String,
     /// What the publication reports for it.
     pub published: Published,
+}
+
+/// Options of a reproduction run.
+#[derive(Clone, Debug)]
+pub struct ReproduceOptions {
+    /// Scale of every cell.
+    pub scale: Scale,
+    /// Output root; the experiment writes `<out>/<experiment>/`.
+    pub out: PathBuf,
+    /// Run only the cells whose id contains this text.
+    pub filter: Option<String>,
+    /// Run at most this many cells (after the filter).
+    pub limit: Option<usize>,
+    /// Extra `key=value` overrides applied to every cell, last.
+    pub overrides: Vec<(String, String)>,
+    /// Optimum cache (`None`: compute every time).
+    pub cache: Option<OptimumCache>,
+    /// The command line to print in `results.md`.
+    pub command: String,
+    /// Memory and time every cell is checked against before it trains (`--force`).
+    pub limits: Limits,
 }

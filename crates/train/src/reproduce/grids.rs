@@ -4,7 +4,22 @@
 
 use crate::published::{self, Published};
 
-use super::experiment::Cell;
+use super::experiment::{Cell, Experiment};
+
+impl Experiment {
+    /// The cells of the experiment, in table order.
+    pub fn cells(self) -> Vec<Cell> {
+        match self {
+            Experiment::OneStoreLost => one_store_lost_cells(),
+            Experiment::OneStoreBacklogged => one_store_backlogged_cells(),
+            Experiment::Serial => serial_cells(),
+            Experiment::OneWarehouse => one_warehouse_cells(),
+            Experiment::Transshipment => transshipment_cells(),
+            Experiment::ManyWarehouses => many_warehouses_cells(),
+            Experiment::IdenticalStores => identical_stores_cells(),
+        }
+    }
+}
 
 fn p_text(p: f64) -> String {
     format!("{p}")
@@ -49,7 +64,7 @@ impl LeadTimePenaltyGrid<'_> {
     }
 }
 
-pub(super) fn one_store_lost_cells() -> Vec<Cell> {
+fn one_store_lost_cells() -> Vec<Cell> {
     let grid = LeadTimePenaltyGrid {
         group: "Zipkin instances, Poisson(5), h = 1",
         setting: "one_store_lost",
@@ -66,7 +81,7 @@ pub(super) fn one_store_lost_cells() -> Vec<Cell> {
     cells
 }
 
-pub(super) fn one_store_backlogged_cells() -> Vec<Cell> {
+fn one_store_backlogged_cells() -> Vec<Cell> {
     let mut cells = Vec::new();
     for policy in ["vanilla_one_store", "base_stock"] {
         let group = format!("{policy}, N(5, 1.6) clipped, h = 1");
@@ -86,7 +101,7 @@ pub(super) fn one_store_backlogged_cells() -> Vec<Cell> {
     cells
 }
 
-pub(super) fn serial_cells() -> Vec<Cell> {
+fn serial_cells() -> Vec<Cell> {
     let grid = LeadTimePenaltyGrid {
         group: "4 locations, store lead time L_s × penalty p (vanilla MLP)",
         setting: "serial_system",
@@ -133,7 +148,7 @@ pub(super) fn serial_cells() -> Vec<Cell> {
     cells
 }
 
-pub(super) fn one_warehouse_cells() -> Vec<Cell> {
+fn one_warehouse_cells() -> Vec<Cell> {
     let mut cells = Vec::new();
     for n in STORE_COUNTS {
         for scenarios in SCENARIOS {
@@ -155,7 +170,7 @@ pub(super) fn one_warehouse_cells() -> Vec<Cell> {
     cells
 }
 
-pub(super) fn transshipment_cells() -> Vec<Cell> {
+fn transshipment_cells() -> Vec<Cell> {
     let mut cells = Vec::new();
     for n in STORE_COUNTS {
         for scenarios in SCENARIOS {
@@ -202,7 +217,7 @@ pub(super) fn transshipment_cells() -> Vec<Cell> {
     cells
 }
 
-pub(super) fn many_warehouses_cells() -> Vec<Cell> {
+fn many_warehouses_cells() -> Vec<Cell> {
     let mut cells = Vec::new();
     for (w, n) in hdpo_sim::settings::MANY_WAREHOUSE_SIZES {
         for scenarios in SCENARIOS {
@@ -227,7 +242,7 @@ pub(super) fn many_warehouses_cells() -> Vec<Cell> {
     cells
 }
 
-pub(super) fn identical_stores_cells() -> Vec<Cell> {
+fn identical_stores_cells() -> Vec<Cell> {
     let mut cells = Vec::new();
     for n in [3, 10, 20, 30, 50] {
         for scenarios in SCENARIOS {

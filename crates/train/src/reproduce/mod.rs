@@ -40,6 +40,6 @@ mod tables;
 
 pub use cell_config::{cell_config, fingerprint};
 pub use cell_record::{CELL_FORMAT, CellRecord, CellStatus, experiment_dir, read_record};
-pub use experiment::{Cell, Experiment, Scale};
-pub use runner::{Event, ReproduceError, ReproduceOptions, Summary, run_cells, run_experiment};
+pub use experiment::{Cell, Experiment, ReproduceOptions, Scale};
+pub use runner::{Event, ReproduceError, Summary, run_cells, run_experiment};
 pub use tables::write_tables;

@@ -24,29 +24,8 @@ use super::cell_record::{
     CELL_FORMAT, CellRecord, CellStatus, experiment_dir, failed_record, is_done, read_record,
     record_path,
 };
-use super::experiment::{Cell, Experiment, Scale};
+use super::experiment::{Cell, Experiment, ReproduceOptions, Scale};
 use super::tables::write_tables;
-
-/// Options of a reproduction run.
-#[derive(Clone, Debug)]
-pub struct ReproduceOptions {
-    /// Scale of every cell.
-    pub scale: Scale,
-    /// Output root; the experiment writes `<out>/<experiment>/`.
-    pub out: PathBuf,
-    /// Run only the cells whose id contains this text.
-    pub filter: Option<String>,
-    /// Run at most this many cells (after the filter).
-    pub limit: Option<usize>,
-    /// Extra `key=value` overrides applied to every cell, last.
-    pub overrides: Vec<(String, String)>,
-    /// Optimum cache (`None`: compute every time).
-    pub cache: Option<OptimumCache>,
-    /// The command line to print in `results.md`.
-    pub command: String,
-    /// Memory and time every cell is checked against before it trains (`--force`).
-    pub limits: Limits,
-}
 
 /// Why [`run_experiment`] stopped with an error.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

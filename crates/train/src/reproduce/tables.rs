@@ -10,9 +10,8 @@ use hdpo_optimum::ReferenceKind;
 
 use super::cell_config::{cell_config, fingerprint};
 use super::cell_record::{CellRecord, CellStatus, read_record};
-use super::experiment::{Cell, Scale};
+use super::experiment::{Cell, ReproduceOptions, Scale};
 use super::plots::{render_gaps, render_sample_efficiency};
-use super::runner::ReproduceOptions;
 
 /// A cell with its record (when it has one at the current scale and configuration).
 pub(super) struct Row<'a> {
