@@ -4,13 +4,13 @@
 //! written through [`emit`], so a closed pipe (`hdpo eval … | head -c0`) ends the command quietly
 //! instead of panicking; standard error through `note!`, which never fails.
 
-use crate::signals;
+use crate::{setting_file, signals};
 use hdpo_optimum::{
     Classification, Problem, Reference, ReferenceKind, Source, lost_sales_heuristics,
 };
 use hdpo_policy::{POLICY_KINDS, SavedPolicy};
-use hdpo_sim::config::Split;
-use hdpo_sim::settings::{list_settings, setting};
+use hdpo_sim::config::{Setting, Split};
+use hdpo_sim::settings::list_settings;
 use hdpo_train::optimum_cache::{OptimumCache, reference_for, solve_cached};
 use hdpo_train::reproduce::{
     self, CellStatus, Event, Experiment, ReproduceError, ReproduceOptions, Scale,
@@ -112,6 +112,13 @@ pub fn print_settings() -> Result<(), Failure> {
     Ok(())
 }
 
+/// Prints an embedded setting as an annotated setting file (`hdpo settings --show NAME`).
+pub fn show_setting(name: &str) -> Result<(), Failure> {
+    let text = setting_file::show(name)?;
+    outln!("{}", text.trim_end());
+    Ok(())
+}
+
 /// Prints the policies, one line each.
 pub fn print_policies() -> Result<(), Failure> {
     for (name, description) in POLICY_KINDS {
@@ -124,6 +131,8 @@ pub fn print_policies() -> Result<(), Failure> {
 pub struct TrainRequest {
     /// Embedded setting name.
     pub setting: String,
+    /// A setting file replacing `setting`.
+    pub setting_file: Option<PathBuf>,
     /// Policy kind.
     pub policy: String,
     /// A TOML config replacing setting/policy.
@@ -144,7 +153,16 @@ pub struct TrainRequest {
 pub fn resolve_config(req: &TrainRequest) -> Result<TrainConfig, String> {
     let mut config = match &req.config {
         Some(path) => {
-            let mut config = TrainConfig::from_file(path).map_err(|e| e.to_string())?;
+            let mut config = TrainConfig::from_file(path).map_err(|e| {
+                let hint = match std::fs::read_to_string(path) {
+                    Ok(text) if setting_file::is_setting_file(&text) => {
+                        " (this looks like a setting file: pass it with --setting-file)"
+                    }
+                    _ => "",
+                };
+                let e = e.to_string();
+                format!("--config: {}{hint}", e.trim_end())
+            })?;
             for (k, v) in &req.overrides {
                 config
                     .apply_override(k, v)
@@ -153,7 +171,7 @@ pub fn resolve_config(req: &TrainRequest) -> Result<TrainConfig, String> {
             config
         }
         None => {
-            let s = setting(&req.setting).map_err(|e| format!("--setting: {e}"))?;
+            let s = setting_file::load(&req.setting, req.setting_file.as_deref())?;
             TrainConfig::default_with_overrides(s, &req.policy, &req.overrides).map_err(
                 |e| match e {
                     TrainConfigError::Override { .. } => format!("--set {e}"),
@@ -521,6 +539,7 @@ fn render_report(
 pub fn eval(
     policy_file: &Path,
     setting_name: Option<&str>,
+    file: Option<&Path>,
     split: &str,
     overrides: &[(String, String)],
     force: bool,
@@ -536,9 +555,9 @@ pub fn eval(
         }
     };
     let saved = SavedPolicy::load(policy_file).map_err(|e| e.to_string())?;
-    let mut s = match setting_name {
-        Some(name) => setting(name).map_err(|e| format!("--setting: {e}"))?,
-        None => saved.setting.clone(),
+    let mut s = match (setting_name, file) {
+        (None, None) => saved.setting.clone(),
+        (name, file) => setting_file::load(name.unwrap_or_default(), file)?,
     };
     apply_setting_overrides(&mut s, overrides)
         .map_err(|(k, v, e)| format!("--set {k}={v}: {e}"))?;
@@ -596,6 +615,8 @@ pub fn eval(
 pub struct OptimumRequest {
     /// Embedded setting name.
     pub setting: String,
+    /// A setting file replacing `setting`.
+    pub setting_file: Option<PathBuf>,
     /// A training configuration whose setting to use instead of `setting`.
     pub config: Option<PathBuf>,
     /// `key=value` overrides of the setting (`setting.` prefix optional).
@@ -608,20 +629,21 @@ pub struct OptimumRequest {
     pub no_cache: bool,
 }
 
-/// Resolves the setting of `hdpo optimum` / `hdpo eval`: an embedded setting or a config file, then
+/// Resolves the setting of `hdpo optimum`: an embedded setting, a setting file or a config file, then
 /// the overrides (`setting.` prefix optional, as in `hdpo train --set setting.…`).
 fn resolve_setting(
     name: &str,
+    file: Option<&Path>,
     config: Option<&Path>,
     overrides: &[(String, String)],
-) -> Result<hdpo_sim::config::Setting, String> {
+) -> Result<Setting, String> {
     let mut s = match config {
         Some(path) => {
             TrainConfig::from_file(path)
                 .map_err(|e| format!("--config: {e}"))?
                 .setting
         }
-        None => setting(name).map_err(|e| format!("--setting: {e}"))?,
+        None => setting_file::load(name, file)?,
     };
     apply_setting_overrides(&mut s, overrides).map_err(|(k, v, e)| {
         format!("--set {k}={v}: {e} (hdpo optimum reads setting keys only, e.g. setting.stores.lead_time)")
@@ -636,7 +658,12 @@ fn json_escape(text: &str) -> String {
 /// `hdpo optimum`: the optimum or bound of an instance. "No known bound" is a normal outcome (exit
 /// 0); an unsupported variant or a solver failure is an error.
 pub fn optimum(req: OptimumRequest) -> Result<(), Failure> {
-    let s = resolve_setting(&req.setting, req.config.as_deref(), &req.overrides)?;
+    let s = resolve_setting(
+        &req.setting,
+        req.setting_file.as_deref(),
+        req.config.as_deref(),
+        &req.overrides,
+    )?;
     let classification = Problem::from_setting(&s).map_err(|e| e.to_string())?;
     let cache = (!req.no_cache).then(OptimumCache::from_env);
     let reference = match classification {

@@ -11,4 +11,5 @@ pub use hdpo_sim as sim;
 pub use hdpo_train as train;
 
 pub mod cli;
+pub mod setting_file;
 pub mod signals;

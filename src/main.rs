@@ -38,10 +38,18 @@ enum Command {
     Optimum(OptimumArgs),
     /// Re-run one of the paper's experiment grids (resumable); writes results.md/.csv and a plot.
     Reproduce(ReproduceArgs),
-    /// List the embedded settings.
-    Settings,
+    /// List the embedded settings, or print one as a setting file (`--show NAME`).
+    Settings(SettingsArgs),
     /// List the policies.
     Policies,
+}
+
+#[derive(Args)]
+struct SettingsArgs {
+    /// Print this embedded setting as a TOML setting file (a starting point for
+    /// `--setting-file`), e.g. `hdpo settings --show one_warehouse_lost > my_network.toml`.
+    #[arg(long, value_name = "NAME")]
+    show: Option<String>,
 }
 
 #[derive(Args)]
@@ -68,6 +76,11 @@ struct TrainArgs {
     /// Policy kind (see `hdpo policies`).
     #[arg(long, default_value = "vanilla_one_store")]
     policy: String,
+    /// Your own network: a TOML setting file (stores, warehouses, lead times, costs, demand, splits;
+    /// start from `hdpo settings --show <name>` or `examples/settings/`); replaces --setting, and
+    /// the policy and training defaults are filled in as for the embedded settings.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["setting", "config"])]
+    setting_file: Option<PathBuf>,
     /// A TOML training configuration (as written to a run's `config.toml`); replaces --setting/--policy.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -91,6 +104,10 @@ struct EvalArgs {
     /// Evaluate on this embedded setting instead of the one the policy was trained for.
     #[arg(long)]
     setting: Option<String>,
+    /// Evaluate on the setting of this TOML setting file instead of the one the policy was
+    /// trained for.
+    #[arg(long, value_name = "FILE", conflicts_with = "setting")]
+    setting_file: Option<PathBuf>,
     /// Split to evaluate: test, dev or train.
     #[arg(long, default_value = "test")]
     split: String,
@@ -103,6 +120,9 @@ struct OptimumArgs {
     /// Embedded setting name (see `hdpo settings`).
     #[arg(long, default_value = "one_store_lost")]
     setting: String,
+    /// Your own network: a TOML setting file (see `hdpo settings --show <name>`); replaces --setting.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["setting", "config"])]
+    setting_file: Option<PathBuf>,
     /// Use the setting of this TOML training configuration (e.g. a run's `config.toml`) instead.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -196,12 +216,16 @@ fn set_threads(threads: Option<usize>) -> Result<(), Failure> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Settings => cli::print_settings(),
+        Command::Settings(a) => match a.show {
+            Some(name) => cli::show_setting(&name),
+            None => cli::print_settings(),
+        },
         Command::Policies => cli::print_policies(),
         Command::Train(a) => parse_overrides(&a.common.set).and_then(|overrides| {
             set_threads(a.common.threads)?;
             cli::train(cli::TrainRequest {
                 setting: a.setting,
+                setting_file: a.setting_file,
                 policy: a.policy,
                 config: a.config,
                 seed: a.seed,
@@ -215,6 +239,7 @@ fn main() -> ExitCode {
             set_threads(a.threads)?;
             cli::optimum(cli::OptimumRequest {
                 setting: a.setting,
+                setting_file: a.setting_file,
                 config: a.config,
                 overrides,
                 heuristics: a.heuristics,
@@ -240,6 +265,7 @@ fn main() -> ExitCode {
             cli::eval(
                 &a.policy,
                 a.setting.as_deref(),
+                a.setting_file.as_deref(),
                 &a.split,
                 &overrides,
                 a.common.force,

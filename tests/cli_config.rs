@@ -7,6 +7,7 @@ use hdpo::policy::PolicySpec;
 fn request(overrides: &[(&str, &str)]) -> TrainRequest {
     TrainRequest {
         setting: "one_store_lost".into(),
+        setting_file: None,
         policy: "vanilla_one_store".into(),
         config: None,
         seed: None,

@@ -30,6 +30,7 @@ pub use crate::rng::{keyed_rng, name_key};
 
 const DEMAND_KEY: u64 = name_key("demand");
 const INITIAL_INVENTORY_KEY: u64 = name_key("initial_inventory");
+const INITIAL_UPSTREAM_KEY: u64 = name_key("initial_upstream_inventory");
 const HOLDING_COST_KEY: u64 = name_key("stores.holding_cost");
 const UNDERAGE_COST_KEY: u64 = name_key("stores.underage_cost");
 const LEAD_TIME_KEY: u64 = name_key("stores.lead_time");
@@ -436,29 +437,42 @@ impl ScenarioGenerator {
 
     /// Initial state of samples `samples`: every store pipeline slot `U(range_mult)·mean_s`
     /// (distribution mean; the reference uses the empirical mean of the generated demand) or
-    /// zero; warehouses and echelons start empty.
+    /// zero; warehouses and echelons empty (the reference), or with `upstream = "uniform_mean"`
+    /// every slot `U(range_mult)·` the mean demand the location serves (a warehouse the means of
+    /// its stores, a store shared by several warehouses split evenly; an echelon all stores'),
+    /// drawn from a stream of its own so that the stores' draws do not change.
     pub fn initial_state(&self, samples: Range<usize>) -> State {
         let inst = &self.instance;
-        let s = inst.n_stores;
+        let (s, w, e) = (inst.n_stores, inst.n_warehouses, inst.n_echelons);
         let lengths = inst.pipeline;
         let b_count = samples.len();
+        let init = &inst.initial_inventory;
+        let [low, high] = init.range_mult;
         let mut store = Array2::zeros((b_count * s, lengths.store));
-        if inst.initial_inventory.rule == InitialInventoryRule::UniformMean {
-            let [low, high] = inst.initial_inventory.range_mult;
-            for (b, sample) in samples.enumerate() {
+        let mut warehouse = Array2::zeros((b_count * w, lengths.warehouse));
+        let mut echelon = Array2::zeros((b_count * e, lengths.echelon));
+        let served = upstream_means(inst);
+        for (b, sample) in samples.enumerate() {
+            if init.rule == InitialInventoryRule::UniformMean {
                 let mut rng = keyed_rng(&[self.seed, INITIAL_INVENTORY_KEY, sample as u64]);
-                for i in 0..s {
-                    for k in 0..lengths.store {
-                        let u = low + (high - low) * rng.random::<f64>();
-                        store[[b * s + i, k]] = (u * inst.mean[i]) as f32;
-                    }
-                }
+                fill_uniform_mean(&mut store, b * s, &inst.mean, [low, high], &mut rng);
+            }
+            if init.upstream == InitialInventoryRule::UniformMean {
+                let mut rng = keyed_rng(&[self.seed, INITIAL_UPSTREAM_KEY, sample as u64]);
+                fill_uniform_mean(
+                    &mut warehouse,
+                    b * w,
+                    &served.warehouse,
+                    [low, high],
+                    &mut rng,
+                );
+                fill_uniform_mean(&mut echelon, b * e, &served.echelon, [low, high], &mut rng);
             }
         }
         State {
             store,
-            warehouse: Array2::zeros((b_count * inst.n_warehouses, lengths.warehouse)),
-            echelon: Array2::zeros((b_count * inst.n_echelons, lengths.echelon)),
+            warehouse,
+            echelon,
         }
     }
 
@@ -485,6 +499,53 @@ impl ScenarioGenerator {
             demand: self.demand_stream(samples).next_chunk(periods),
             ignore_periods: self.ignore_periods.min(periods.saturating_sub(1)),
         }
+    }
+}
+
+/// Fills rows `first..first + means.len()` of `pipelines`: every slot `U(range)·mean` of its
+/// row, row by row and slot by slot from `rng`.
+fn fill_uniform_mean(
+    pipelines: &mut Array2<f32>,
+    first: usize,
+    means: &[f64],
+    [low, high]: [f64; 2],
+    rng: &mut Pcg64,
+) {
+    for (i, mean) in means.iter().enumerate() {
+        for k in 0..pipelines.ncols() {
+            let u = low + (high - low) * rng.random::<f64>();
+            pipelines[[first + i, k]] = (u * mean) as f32;
+        }
+    }
+}
+
+/// The mean demand each warehouse and echelon serves.
+struct UpstreamMeans {
+    warehouse: Vec<f64>,
+    echelon: Vec<f64>,
+}
+
+/// A warehouse serves the means of the stores it ships to (a store shipped to by several
+/// warehouses split evenly among them); an echelon serves every store.
+fn upstream_means(inst: &Instance) -> UpstreamMeans {
+    let sources = |j: usize| {
+        (0..inst.n_warehouses)
+            .filter(|&wh| inst.adjacency[wh][j])
+            .count()
+            .max(1) as f64
+    };
+    let warehouse = (0..inst.n_warehouses)
+        .map(|wh| {
+            (0..inst.n_stores)
+                .filter(|&j| inst.adjacency[wh][j])
+                .map(|j| inst.mean[j] / sources(j))
+                .sum()
+        })
+        .collect();
+    let total: f64 = inst.mean.iter().sum();
+    UpstreamMeans {
+        warehouse,
+        echelon: vec![total; inst.n_echelons],
     }
 }
 

@@ -292,3 +292,65 @@ fn demand_distributions() {
     let c = Scenario::generate(&small("one_warehouse_lost", 50, 50), Split::Train).unwrap();
     assert!(c.demand.iter().all(|&x| x >= 0.0));
 }
+
+#[test]
+fn upstream_initial_inventory_fills_warehouses_and_echelons_and_keeps_the_store_draws() {
+    for name in [
+        "serial_system",
+        "one_warehouse_lost",
+        "many_warehouses_lost",
+    ] {
+        let empty = small(name, 64, 5);
+        let mut stocked = empty.clone();
+        stocked
+            .apply_overrides(["initial_inventory.upstream=uniform_mean"])
+            .unwrap();
+        let a = Scenario::generate(&empty, Split::Train).unwrap();
+        let b = Scenario::generate(&stocked, Split::Train).unwrap();
+        // the reference's empty start is the default; the stores' draws and the demand do not move
+        assert!(a.initial.warehouse.iter().all(|&x| x == 0.0), "{name}");
+        assert!(a.initial.echelon.iter().all(|&x| x == 0.0), "{name}");
+        assert_eq!(a.initial.store, b.initial.store, "{name}");
+        assert_eq!(a.demand, b.demand, "{name}");
+        // every slot in [0, 1] × the mean demand the location serves, and on average about half
+        let inst = stocked.instance().unwrap();
+        let (w, e) = (inst.n_warehouses, inst.n_echelons);
+        let total: f64 = inst.mean.iter().sum();
+        for (rows, count, served) in [
+            (&b.initial.warehouse, w, None),
+            (&b.initial.echelon, e, Some(total)),
+        ] {
+            for (r, row) in rows.outer_iter().enumerate() {
+                let served = served.unwrap_or_else(|| {
+                    let wh = r % count;
+                    (0..inst.n_stores)
+                        .filter(|&j| inst.adjacency[wh][j])
+                        .map(|j| {
+                            let sources = (0..w).filter(|&v| inst.adjacency[v][j]).count();
+                            inst.mean[j] / sources as f64
+                        })
+                        .sum()
+                });
+                for &x in row {
+                    assert!(
+                        (0.0..=served as f32 * 1.0001).contains(&x),
+                        "{name}: {x} outside [0, {served}]"
+                    );
+                }
+                let mean = row.iter().map(|&x| x as f64).sum::<f64>() / row.len() as f64;
+                assert!(mean > 0.0, "{name}: row {r} stayed empty");
+            }
+            if count > 0 {
+                let avg = rows.iter().map(|&x| x as f64).sum::<f64>() / rows.len() as f64;
+                let expected = match served {
+                    Some(t) => t / 2.0,
+                    None => total / w as f64 / 2.0,
+                };
+                assert!(
+                    (avg / expected - 1.0).abs() < 0.1,
+                    "{name}: average slot {avg}, expected about {expected}"
+                );
+            }
+        }
+    }
+}

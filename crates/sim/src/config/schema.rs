@@ -56,14 +56,16 @@ pub enum SampleLevel {
     PerSample,
 }
 
-/// How store pipelines start.
+/// How pipelines start (stores: [`InitialInventory::rule`]; warehouses and echelons:
+/// [`InitialInventory::upstream`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InitialInventoryRule {
-    /// Every pipeline slot of store `s` is `U(range_mult)·mean_s`, independently.
+    /// Every pipeline slot of a location is `U(range_mult)·` the mean demand it serves (a store
+    /// its own mean), independently.
     #[default]
     UniformMean,
-    /// All store pipelines start empty.
+    /// The pipelines start empty.
     Zero,
 }
 
@@ -229,7 +231,8 @@ pub struct Setting {
     /// echelons is the length of the lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echelons: Option<EchelonParams>,
-    /// How store pipelines start.
+    /// How pipelines start (stores: [`InitialInventory::rule`]; warehouses and echelons:
+    /// [`InitialInventory::upstream`]).
     #[serde(default)]
     pub initial_inventory: InitialInventory,
     /// Dataset sizes per split.
@@ -333,19 +336,28 @@ pub struct EchelonParams {
     pub pipeline_length: Option<usize>,
 }
 
-/// Initial store inventories (warehouses and echelons always start empty).
+/// Initial inventories: store pipelines by `rule`, warehouse and echelon pipelines by
+/// `upstream` (empty by default, as in the reference).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InitialInventory {
-    /// `uniform_mean` (default) or `zero`.
+    /// Store pipelines: `uniform_mean` (default) or `zero`.
     #[serde(default)]
     pub rule: InitialInventoryRule,
+    /// Warehouse and echelon pipelines: `zero` (default: they start empty, as in the reference)
+    /// or `uniform_mean` (every slot `U(range_mult) ·` the mean demand the location serves).
+    #[serde(default = "default_upstream_rule")]
+    pub upstream: InitialInventoryRule,
     /// `[low, high]` of the uniform multiplier, `0 ≤ low ≤ high`; default `[0, 1]`.
     #[serde(default = "default_range_mult")]
     pub range_mult: [f64; 2],
     /// Minimum store pipeline length (the reference's `inventory_periods`); default 2.
     #[serde(default = "default_inventory_periods")]
     pub inventory_periods: usize,
+}
+
+fn default_upstream_rule() -> InitialInventoryRule {
+    InitialInventoryRule::Zero
 }
 
 fn default_range_mult() -> [f64; 2] {
@@ -360,6 +372,7 @@ impl Default for InitialInventory {
     fn default() -> Self {
         InitialInventory {
             rule: InitialInventoryRule::UniformMean,
+            upstream: default_upstream_rule(),
             range_mult: default_range_mult(),
             inventory_periods: default_inventory_periods(),
         }
