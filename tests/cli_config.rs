@@ -86,3 +86,32 @@ fn setting_shortcuts_work_without_the_prefix_and_the_description_names_the_overr
     // a key that is neither a train field nor a setting shortcut is still rejected
     assert!(resolve_config(&request(&[("lead_times", "2")])).is_err());
 }
+
+#[test]
+fn setting_overrides_are_validated_together_in_any_order() {
+    // lowering n_samples below the setting's batch size is valid only once the batch is lowered
+    // too; neither order may pass through the invalid intermediate combination
+    let lowered = [
+        ("setting.splits.dev.n_samples", "64"),
+        ("setting.splits.dev.batch_size", "64"),
+        ("setting.splits.train.n_samples", "128"),
+        ("setting.splits.train.batch_size", "32"),
+    ];
+    let mut reversed = lowered;
+    reversed.reverse();
+    for order in [lowered, reversed] {
+        let config = resolve_config(&request(&order)).unwrap();
+        let splits = &config.setting.splits;
+        assert_eq!((splits.dev.n_samples, splits.dev.batch_size), (64, 64));
+        assert_eq!((splits.train.n_samples, splits.train.batch_size), (128, 32));
+    }
+    // the same with a network policy, whose defaults lower the train batch after the overrides
+    let mut req = request(&lowered);
+    req.setting = "one_warehouse_lost".into();
+    req.policy = "gnn".into();
+    let config = resolve_config(&req).unwrap();
+    assert_eq!(config.setting.splits.train.batch_size, 32);
+    // a combination that stays invalid is still refused, naming a key
+    let err = resolve_config(&request(&[("setting.splits.dev.n_samples", "64")])).unwrap_err();
+    assert!(err.contains("batch_size"), "{err}");
+}

@@ -82,6 +82,12 @@ fn smoke_one(experiment: Experiment, filter: &str) -> hdpo_train::reproduce::Cel
     let md = std::fs::read_to_string(exp_dir.join("results.md")).unwrap();
     assert!(md.contains("smoke scale"), "{md}");
     assert!(md.contains("not run"));
+    // the grid's time: the one done cell's training and test seconds
+    let time = format!(
+        "Time of the 1 done cells: {:.0} s of training + {:.0} s of testing",
+        record.train_seconds, record.test_seconds
+    );
+    assert!(md.contains(&time), "{md}");
     assert!(
         std::fs::read_to_string(exp_dir.join("gaps.svg"))
             .unwrap()

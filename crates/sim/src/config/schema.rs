@@ -346,7 +346,12 @@ pub struct InitialInventory {
     pub rule: InitialInventoryRule,
     /// Warehouse and echelon pipelines: `zero` (default: they start empty, as in the reference)
     /// or `uniform_mean` (every slot `U(range_mult) ·` the mean demand the location serves).
-    #[serde(default = "default_upstream_rule")]
+    /// (Not written when it is the default, so that the written form — and the fingerprint of
+    /// every configuration that does not use it — is as before the key existed.)
+    #[serde(
+        default = "default_upstream_rule",
+        skip_serializing_if = "is_default_upstream_rule"
+    )]
     pub upstream: InitialInventoryRule,
     /// `[low, high]` of the uniform multiplier, `0 ≤ low ≤ high`; default `[0, 1]`.
     #[serde(default = "default_range_mult")]
@@ -358,6 +363,10 @@ pub struct InitialInventory {
 
 fn default_upstream_rule() -> InitialInventoryRule {
     InitialInventoryRule::Zero
+}
+
+fn is_default_upstream_rule(rule: &InitialInventoryRule) -> bool {
+    *rule == default_upstream_rule()
 }
 
 fn default_range_mult() -> [f64; 2] {

@@ -210,6 +210,24 @@ pub fn write_tables(
             .is_some_and(|x| x.status == CellStatus::Failed)),
         count(&|r| r.record.is_none()),
     );
+    let done: Vec<&CellRecord> = rows
+        .iter()
+        .filter_map(|r| r.record.as_ref())
+        .filter(|x| x.status == CellStatus::Done)
+        .collect();
+    if !done.is_empty() {
+        let train: f64 = done.iter().map(|x| x.train_seconds).sum();
+        let test: f64 = done.iter().map(|x| x.test_seconds).sum();
+        let _ = writeln!(
+            md,
+            "Time of the {} done cells: {:.0} s of training + {:.0} s of testing = {:.1} h (wall \
+             seconds of each cell's run, whatever else shared the machine).\n",
+            done.len(),
+            train,
+            test,
+            (train + test) / 3600.0
+        );
+    }
     let _ = writeln!(
         md,
         "Costs are per store per period on the test split (best-on-dev parameters). \"reference\" is our \
