@@ -50,7 +50,10 @@ const KEY_COMMENTS: &[(&str, &str)] = &[
         "stores.pipeline_length",
         "slots of on-hand + in-transit state per store (≥ the largest lead time)",
     ),
-    ("demand.distribution", "\"poisson\" or \"normal\""),
+    (
+        "demand.distribution",
+        "\"poisson\", \"normal\" or \"data\" (series from a CSV file)",
+    ),
     (
         "demand.mean",
         "per-store mean: same forms as the store costs",
@@ -68,6 +71,22 @@ const KEY_COMMENTS: &[(&str, &str)] = &[
         "pairwise correlation of the stores' demand (normal)",
     ),
     ("demand.clip", "normal demand max(d, 0)"),
+    (
+        "demand.file",
+        "data: the CSV file of demand series (relative to this file)",
+    ),
+    (
+        "demand.format",
+        "data: \"wide\" (sample,store,w000,…) or \"long\" (sample,store,period,demand)",
+    ),
+    (
+        "demand.past_periods",
+        "data: periods at the start of each split's range observed only, not simulated",
+    ),
+    (
+        "demand.negative",
+        "data: a negative cell is an \"error\" or read as \"zero\"",
+    ),
     (
         "warehouses.holding_cost",
         "per unit at each warehouse: a number or one per warehouse",
@@ -112,6 +131,10 @@ const KEY_COMMENTS: &[(&str, &str)] = &[
         "scenarios simulated together (train: one Adam step)",
     ),
     ("splits.*.periods", "periods simulated per scenario"),
+    (
+        "splits.*.periods_range",
+        "data: the file's periods [start, end) the split reads (past_periods + periods)",
+    ),
     (
         "splits.*.ignore_periods",
         "warm-up periods left out of the reported cost",

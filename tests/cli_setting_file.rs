@@ -40,7 +40,11 @@ fn every_example_is_the_show_output_of_its_setting_and_reads_back_as_it() {
     for entry in std::fs::read_dir(examples()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_stem().unwrap().to_str().unwrap().to_string();
-        if name == "my_network" || path.extension().is_none_or(|e| e != "toml") {
+        // hand-written files, not the output of `settings --show`
+        if name == "my_network"
+            || name == "my_network_data"
+            || path.extension().is_none_or(|e| e != "toml")
+        {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
@@ -97,6 +101,33 @@ fn the_hand_written_network_trains_with_the_default_network_policies() {
         let best = trainer.best.as_ref().expect("a dev pass").dev_cost;
         assert!(best.is_finite() && best > 0.0, "{policy}: dev {best}");
     }
+}
+
+#[test]
+fn the_data_demand_example_trains_and_its_policy_evaluates() {
+    let file = examples().join("my_network_data.toml");
+    let dir = temp_dir("data");
+    let mut req = request("unused", Some(&file), "gnn");
+    req.overrides = [("max_epochs", "2"), ("run_test", "false")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let config = resolve_config(&req).unwrap();
+    assert_eq!(config.setting.name, "my_network_data");
+    let data_file = config.setting.demand.file.clone().unwrap();
+    assert!(data_file.is_absolute() && data_file.ends_with("my_network_sales.csv"));
+    let mut trainer = Trainer::new(config).unwrap();
+    trainer.run(&AtomicBool::new(false), |_, _| {}).unwrap();
+    let best = trainer.best.as_ref().expect("a dev pass").dev_cost;
+    assert!(best.is_finite() && best > 0.0, "dev {best}");
+    // `hdpo eval policy.json --setting-file …` on the test split
+    let policy = dir.join("policy.json");
+    hdpo::policy::SavedPolicy::new(&trainer.policy, &trainer.params, &trainer.config.setting)
+        .save(&policy)
+        .unwrap();
+    hdpo::cli::eval(&policy, None, Some(&file), "test", &[], false).unwrap();
+    // and with the setting the policy file carries (the data file's path is absolute in it)
+    hdpo::cli::eval(&policy, None, None, "dev", &[], false).unwrap();
 }
 
 #[test]

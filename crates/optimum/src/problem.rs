@@ -570,6 +570,11 @@ fn classify(instance: &Instance, transshipment: bool) -> Result<Classification, 
         instance.n_warehouses,
         instance.n_echelons,
     );
+    if instance.distribution == DemandDistribution::Data {
+        return Err(unsupported(
+            "demand from a data file has no distribution for the solvers to optimise against",
+        ));
+    }
     if instance.objective == Objective::Profit {
         return Err(unsupported(
             "the profit objective (real-data setting) has no optimum solver",

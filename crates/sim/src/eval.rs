@@ -541,6 +541,7 @@ fn run_shard<P: ActionPolicy + ?Sized>(
     let n = samples.len();
     let statics = generator.statics(samples.clone());
     let mut state = generator.initial_state(samples.clone());
+    let samples_for_history = samples.clone();
     let (periods, ignore) = (generator.periods(), generator.ignore_periods());
     let lookahead = policy.oracle_lookahead();
     let extra = lookahead.unwrap_or(0);
@@ -562,7 +563,16 @@ fn run_shard<P: ActionPolicy + ?Sized>(
     let rows = statics.n_samples * statics.n_stores;
 
     let n_past = features.past_demands;
+    // the window before period 0: the split's history (data demand), zeros before it
     let mut past = Array2::<f32>::zeros((rows, n_past));
+    if n_past > 0 {
+        let history = generator.history(samples_for_history);
+        let h = history.ncols();
+        for k in 0..n_past.min(h) {
+            past.column_mut(n_past - 1 - k)
+                .assign(&history.column(h - 1 - k));
+        }
+    }
     let mut actions = Actions::zeros(n, &statics);
     let mut cost = vec![0.0f32; n];
     let mut totals = ShardTotals::default();

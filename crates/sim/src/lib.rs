@@ -2,7 +2,8 @@
 //! on the autodiff tape (training) and tape-free (evaluation).
 //!
 //! Read top to bottom: [`config`] (what a setting is, TOML, overrides, validation),
-//! [`settings`] (the embedded synthetic settings), [`state`] (the batched data layout),
+//! [`demand_data`] (historical demand series read from CSV files), [`settings`] (the embedded
+//! synthetic settings), [`state`] (the batched data layout),
 //! [`rng`] (the keyed random streams), [`scenario`] (seeded generation of parameters, initial states and demand), [`topology`] (who
 //! supplies whom, built once per batch; the validation of actions), [`dynamics`] (the per-row
 //! formulas with their partials, and the tape-free step), [`fused`] (the same dynamics as fused
@@ -10,6 +11,7 @@
 //! `docs/simulator.md` documents the semantics and every configuration key.
 
 pub mod config;
+pub mod demand_data;
 pub mod dynamics;
 pub mod eval;
 pub mod fused;

@@ -9,11 +9,19 @@
 //! stores of a period together), so a [`DemandStream`] that yields a few periods at a time gives
 //! exactly the values of a materialised [`Scenario`].
 //!
+//! **Data demand** (`demand.distribution = "data"`) has no randomness: sample `i`'s demand at
+//! period `t` of a split is the file's value of (sample `i`, store, period `start + past + t`),
+//! where `[start, end)` is the split's `periods_range` and `past` is `demand.past_periods`; the
+//! `past` periods before are the split's *history* ([`ScenarioGenerator::history`],
+//! [`Scenario::history`]), observed as past demands but never simulated. Periods past the end of
+//! the range continue the file (an oracle's look-ahead), and are zero past the file's end.
+//!
 //! [`ScenarioGenerator`] produces any range of samples on demand (statics, initial state, demand
 //! stream) — the evaluator uses it shard by shard so a 32,768 × 5,000 test split never lives in
 //! memory; [`Scenario`] materialises a whole split (training/dev) and gathers batches from it.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use ndarray::{Array1, Array2, ArrayViewMut2, ShapeBuilder};
 use rand::RngExt;
@@ -24,7 +32,8 @@ use crate::config::{
     ConfigError, DemandDistribution, InitialInventoryRule, Instance, Setting, Split,
     StoreLeadTimes, StoreValues,
 };
-use crate::state::{State, Statics};
+use crate::demand_data::DemandData;
+use crate::state::{State, Statics, gather_rows};
 
 pub use crate::rng::{keyed_rng, name_key};
 
@@ -90,7 +99,7 @@ impl DemandModel {
                     ),
                 })?);
             }
-            DemandDistribution::Normal => {}
+            DemandDistribution::Normal | DemandDistribution::Data => {}
         }
         Ok(DemandModel {
             distribution: instance.distribution,
@@ -125,6 +134,9 @@ impl DemandModel {
                     };
                     out[i] = if self.clip { x.max(0.0) } else { x } as f32;
                 }
+            }
+            DemandDistribution::Data => {
+                unreachable!("data demand is read from its file (DataWindow), never drawn")
             }
         }
     }
@@ -220,11 +232,21 @@ fn cholesky_lower(a: &[f64], n: usize) -> Option<Vec<f64>> {
 // Streaming demand
 // ---------------------------------------------------------------------------------------------
 
+/// Where a data stream reads: the series and the file period of the split's period 0.
+#[derive(Clone, Debug)]
+struct DataWindow {
+    data: Arc<DemandData>,
+    first_period: usize,
+}
+
 /// Demand of a contiguous range of samples, produced a chunk of periods at a time from the
-/// per-sample streams. Rows are `b·S + s` (b relative to the start of the range).
+/// per-sample streams (or read from the data file). Rows are `b·S + s` (b relative to the start
+/// of the range).
 #[derive(Clone, Debug)]
 pub struct DemandStream {
     model: DemandModel,
+    samples: Range<usize>,
+    data: Option<DataWindow>,
     rngs: Vec<Pcg64>,
     next_period: usize,
     z: Vec<f64>,
@@ -234,12 +256,12 @@ pub struct DemandStream {
 impl DemandStream {
     /// Number of samples in the stream.
     pub fn n_samples(&self) -> usize {
-        self.rngs.len()
+        self.samples.len()
     }
 
     /// Rows of each chunk (`samples × stores`).
     pub fn n_rows(&self) -> usize {
-        self.rngs.len() * self.model.mean.len()
+        self.samples.len() * self.model.mean.len()
     }
 
     /// Index of the next period to be produced.
@@ -267,6 +289,19 @@ impl DemandStream {
             "DemandStream::fill_next: output must have samples × stores rows"
         );
         let s = self.model.mean.len();
+        if let Some(window) = &self.data {
+            for c in 0..out.ncols() {
+                let period = window.first_period + self.next_period + c;
+                let mut column = out.column_mut(c);
+                for (b, sample) in self.samples.clone().enumerate() {
+                    for i in 0..s {
+                        column[b * s + i] = window.data.value(sample, i, period);
+                    }
+                }
+            }
+            self.next_period += out.ncols();
+            return;
+        }
         // Period-major loop (each sample's stream still advances period by period, so the
         // values do not depend on the loop order); writes are contiguous for a period-major
         // buffer seen through `reversed_axes()`.
@@ -309,6 +344,10 @@ pub struct ScenarioGenerator {
     n_samples: usize,
     periods: usize,
     ignore_periods: usize,
+    /// File period of the split's first history period (data demand; 0 otherwise).
+    range_start: usize,
+    /// Periods of history before period 0 (`demand.past_periods` for data demand, else 0).
+    history_periods: usize,
 }
 
 impl ScenarioGenerator {
@@ -325,7 +364,34 @@ impl ScenarioGenerator {
             n_samples: sizes.n_samples,
             periods: sizes.periods,
             ignore_periods: sizes.ignore_periods,
+            range_start: sizes.periods_range.map_or(0, |[start, _]| start),
+            history_periods: setting.history_periods(),
         })
+    }
+
+    /// Periods of demand observed before period 0 (`demand.past_periods` for data demand, 0
+    /// otherwise).
+    pub fn history_periods(&self) -> usize {
+        self.history_periods
+    }
+
+    /// The demand observed before period 0 of samples `samples`: `(B·S, H)` with `H` =
+    /// [`ScenarioGenerator::history_periods`], column `k` the demand of period `k − H`.
+    pub fn history(&self, samples: Range<usize>) -> Array2<f32> {
+        let s = self.instance.n_stores;
+        let h = self.history_periods;
+        let mut out = Array2::zeros((samples.len() * s, h));
+        if let Some(data) = &self.instance.data {
+            for (b, sample) in samples.enumerate() {
+                for i in 0..s {
+                    let series = data.series(sample, i);
+                    let values = &series[self.range_start..self.range_start + h];
+                    out.row_mut(b * s + i)
+                        .assign(&ndarray::ArrayView1::from(values));
+                }
+            }
+        }
+        out
     }
 
     /// The resolved instance.
@@ -479,11 +545,22 @@ impl ScenarioGenerator {
     /// A demand stream for samples `samples`, starting at period 0.
     pub fn demand_stream(&self, samples: Range<usize>) -> DemandStream {
         let s = self.instance.n_stores;
-        DemandStream {
-            model: self.model.clone(),
-            rngs: samples
+        let data = self.instance.data.as_ref().map(|data| DataWindow {
+            data: Arc::clone(data),
+            first_period: self.range_start + self.history_periods,
+        });
+        let rngs = match data {
+            Some(_) => Vec::new(),
+            None => samples
+                .clone()
                 .map(|sample| keyed_rng(&[self.seed, DEMAND_KEY, sample as u64]))
                 .collect(),
+        };
+        DemandStream {
+            model: self.model.clone(),
+            samples,
+            data,
+            rngs,
             next_period: 0,
             z: vec![0.0; s],
             period: vec![0.0; s],
@@ -496,6 +573,7 @@ impl ScenarioGenerator {
             split: self.split,
             statics: self.statics(samples.clone()),
             initial: self.initial_state(samples.clone()),
+            history: self.history(samples.clone()),
             demand: self.demand_stream(samples).next_chunk(periods),
             ignore_periods: self.ignore_periods.min(periods.saturating_sub(1)),
         }
@@ -577,6 +655,9 @@ pub struct Scenario {
     pub demand: Array2<f32>,
     /// Warm-up periods excluded from the reported cost.
     pub ignore_periods: usize,
+    /// Demand observed before period 0, `(N·S, H)`, column `k` the demand of period `k − H`
+    /// (data demand's past periods; `H = 0` otherwise). Policies see it as past demands.
+    pub history: Array2<f32>,
 }
 
 impl Scenario {
@@ -611,6 +692,7 @@ impl Scenario {
             initial: self.initial.gather(samples, &self.statics),
             demand: gather_rows_period_major(&self.demand, samples, self.statics.n_stores),
             ignore_periods: self.ignore_periods,
+            history: gather_rows(&self.history, samples, self.statics.n_stores),
         })
     }
 }

@@ -27,14 +27,23 @@ pub struct TapeRollout {
     pub total_cost: f64,
 }
 
-/// Past demands `(B·S, P)` before period `t` from a materialised trace (zeros before period 0).
-pub fn past_demand_window(demand: &Array2<f32>, t: usize, p: usize) -> Array2<f32> {
+/// Past demands `(B·S, P)` before period `t` from a materialised trace and its `history` (the
+/// demand observed before period 0, column `j` period `j − H`; zeros before the history).
+pub fn past_demand_window(
+    demand: &Array2<f32>,
+    history: &Array2<f32>,
+    t: usize,
+    p: usize,
+) -> Array2<f32> {
     let rows = demand.nrows();
+    let h = history.ncols();
     let mut out = Array2::zeros((rows, p));
     for k in 0..p {
         // column k holds period t − p + k
         if let Some(period) = (t + k).checked_sub(p) {
             out.column_mut(k).assign(&demand.column(period));
+        } else if let Some(j) = (t + k + h).checked_sub(p) {
+            out.column_mut(k).assign(&history.column(j));
         }
     }
     out
@@ -96,7 +105,7 @@ pub fn rollout_on_tape(
     for t in 0..periods {
         let actions = if t < acting {
             let past_demands = (p > 0).then(|| {
-                let window = past_demand_window(&scenario.demand, t, p);
+                let window = past_demand_window(&scenario.demand, &scenario.history, t, p);
                 tape.constant(window)
             });
             let future_demand = lookahead.map(|h| {

@@ -164,6 +164,7 @@ fn gradient_scenario(fx: &Value) -> Scenario {
         },
         demand,
         ignore_periods: 4,
+        history: Array2::zeros((n, 0)),
     }
 }
 

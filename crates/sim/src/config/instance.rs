@@ -4,6 +4,8 @@
 //! demand means and deviations, warehouse and echelon parameters and pipeline lengths. Everything
 //! random per sample stays a range here and is drawn by [`crate::scenario`].
 
+use std::sync::Arc;
+
 use rand::RngExt;
 use rand_pcg::Pcg64;
 
@@ -12,9 +14,10 @@ use super::limits::*;
 use super::reference::{ReferenceStores, reference_stores};
 use super::schema::{
     DemandDistribution, InitialInventory, Objective, ParamSource, PipelineLengths, SampleLevel,
-    Setting, UnmetDemand,
+    Setting, Split, UnmetDemand,
 };
 use super::validate::{check_finite_positive, lead_time_value, pipeline_length};
+use crate::demand_data::{DemandData, NegativeDemand};
 use crate::rng::parameter_rng;
 
 /// A per-store quantity after resolution.
@@ -77,6 +80,8 @@ pub struct Instance {
     pub correlation: f64,
     /// Clip normal demand at 0.
     pub clip: bool,
+    /// The series of data demand (`None` for Poisson and normal demand).
+    pub data: Option<Arc<DemandData>>,
     /// Warehouse holding costs, length `W`.
     pub warehouse_holding_cost: Vec<f64>,
     /// Warehouse lead times, length `W`.
@@ -103,6 +108,9 @@ impl Instance {
         self.n_warehouses.max(1)
     }
 }
+
+/// Data demand resolved: per-store mean and deviation, and the series.
+type DataDemand = (Vec<f64>, Vec<f64>, Arc<DemandData>);
 
 /// Warehouse holding costs, lead times and edge costs, one each per warehouse.
 type WarehouseValues = (Vec<f64>, Vec<u32>, Vec<f64>);
@@ -150,7 +158,17 @@ impl Setting {
         };
 
         // Demand.
-        let (mean, std) = self.resolve_demand()?;
+        let (mean, std, data) = match self.demand.distribution {
+            DemandDistribution::Data => {
+                let (mean, std, data) = self.resolve_data_demand()?;
+                (mean, std, Some(data))
+            }
+            _ => {
+                self.check_no_data_keys()?;
+                let (mean, std) = self.resolve_demand()?;
+                (mean, std, None)
+            }
+        };
 
         // Warehouses and echelons.
         let (warehouse_holding_cost, warehouse_lead_time, warehouse_edge_cost) =
@@ -179,6 +197,7 @@ impl Setting {
             std,
             correlation: self.demand.correlation,
             clip: self.demand.clip,
+            data,
             warehouse_holding_cost,
             warehouse_lead_time,
             warehouse_edge_cost,
@@ -570,8 +589,14 @@ impl Setting {
     fn resolve_demand(&self) -> Result<(Vec<f64>, Vec<f64>), ConfigError> {
         let s = self.network.n_stores;
         let demand = &self.demand;
+        let Some(mean) = &demand.mean else {
+            return Err(invalid(
+                "demand.mean",
+                "is required for Poisson and normal demand",
+            ));
+        };
         let StoreValues::PerStore(mean) =
-            self.resolve_store_values("demand.mean", &demand.mean, |r| &r.mean, false)?
+            self.resolve_store_values("demand.mean", mean, |r| &r.mean, false)?
         else {
             unreachable!("per-sample demand parameters are rejected above")
         };
@@ -658,7 +683,144 @@ impl Setting {
                 }
                 Ok((mean, std))
             }
+            DemandDistribution::Data => {
+                unreachable!("data demand is resolved by resolve_data_demand")
+            }
         }
+    }
+
+    /// Poisson and normal demand: none of the keys of data demand.
+    fn check_no_data_keys(&self) -> Result<(), ConfigError> {
+        let d = &self.demand;
+        let only_data = |field: &str| {
+            invalid(
+                field,
+                "is only used with demand.distribution = \"data\"; remove it",
+            )
+        };
+        if d.file.is_some() {
+            return Err(only_data("demand.file"));
+        }
+        if d.format.is_some() {
+            return Err(only_data("demand.format"));
+        }
+        if d.past_periods != 0 {
+            return Err(only_data("demand.past_periods"));
+        }
+        if d.negative != NegativeDemand::default() {
+            return Err(only_data("demand.negative"));
+        }
+        for split in Split::ALL {
+            if self.split(split).periods_range.is_some() {
+                return Err(only_data(&format!("splits.{split}.periods_range")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Data demand: reads the file (once per process, see [`DemandData::load`]), checks it
+    /// against the network and every split's `periods_range`, and returns the per-store mean and
+    /// standard deviation of the training split's cells (its samples, all periods of its range).
+    fn resolve_data_demand(&self) -> Result<DataDemand, ConfigError> {
+        let d = &self.demand;
+        let not_with_data = |field: &str| {
+            invalid(
+                field,
+                "is not used with data demand (the data give the demand); remove it",
+            )
+        };
+        if d.mean.is_some() {
+            return Err(not_with_data("demand.mean"));
+        }
+        if d.std.is_some() {
+            return Err(not_with_data("demand.std"));
+        }
+        if d.coef_of_var.is_some() {
+            return Err(not_with_data("demand.coef_of_var"));
+        }
+        if d.correlation != 0.0 {
+            return Err(not_with_data("demand.correlation"));
+        }
+        let Some(file) = &d.file else {
+            return Err(invalid(
+                "demand.file",
+                "is required for demand.distribution = \"data\": the path of a CSV file",
+            ));
+        };
+        let Some(format) = d.format else {
+            return Err(invalid(
+                "demand.format",
+                "is required with demand.file; allowed: \"long\" (sample,store,period,demand) \
+                 or \"wide\" (sample,store, then one column per period)",
+            ));
+        };
+        let data = DemandData::load(file, format, d.negative)
+            .map_err(|e| invalid("demand.file", e.to_string()))?;
+        let s = self.network.n_stores;
+        if data.n_stores() != s {
+            return Err(invalid(
+                "network.n_stores",
+                format!(
+                    "is {s} but demand file `{}` has {} stores; they must agree",
+                    file.display(),
+                    data.n_stores()
+                ),
+            ));
+        }
+        let past = d.past_periods;
+        for split in Split::ALL {
+            let sizes = self.split(split);
+            let field = format!("splits.{split}.periods_range");
+            let Some([start, end]) = sizes.periods_range else {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "is required with data demand: [start, end) of the file's periods \
+                         (the file has {}: 0 … {})",
+                        data.n_periods(),
+                        data.n_periods().saturating_sub(1)
+                    ),
+                ));
+            };
+            if start >= end || end > data.n_periods() {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "is [{start}, {end}]; allowed: start < end ≤ {} (the file's periods)",
+                        data.n_periods()
+                    ),
+                ));
+            }
+            if end - start != past + sizes.periods {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "is [{start}, {end}] ({} periods) but demand.past_periods = {past} and \
+                         splits.{split}.periods = {} need end − start = {}; e.g. [{start}, {}]",
+                        end - start,
+                        sizes.periods,
+                        past + sizes.periods,
+                        start + past + sizes.periods
+                    ),
+                ));
+            }
+            if sizes.n_samples > data.n_samples() {
+                return Err(invalid(
+                    format!("splits.{split}.n_samples"),
+                    format!(
+                        "is {} but demand file `{}` has {} samples; allowed: 1 … {}",
+                        sizes.n_samples,
+                        file.display(),
+                        data.n_samples(),
+                        data.n_samples()
+                    ),
+                ));
+            }
+        }
+        let train = &self.splits.train;
+        let [start, end] = train.periods_range.unwrap_or_default();
+        let (mean, std) = data.store_moments(0..train.n_samples, start..end);
+        Ok((mean, std, data))
     }
 }
 

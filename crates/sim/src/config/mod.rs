@@ -29,6 +29,7 @@ mod reference;
 mod schema;
 mod validate;
 
+pub use crate::demand_data::{DataFormat, NegativeDemand};
 pub use error::ConfigError;
 pub use instance::{Instance, StoreLeadTimes, StoreValues};
 pub use overrides::OVERRIDE_SHORTCUTS;

@@ -22,14 +22,26 @@ impl Setting {
         Ok(setting)
     }
 
-    /// Reads, parses and validates a TOML setting file.
+    /// Reads, parses and validates a TOML setting file. A relative `demand.file` is resolved
+    /// against the setting file's directory (and made absolute, so that a run directory's copy of
+    /// the setting still finds it); elsewhere (TOML text, overrides, training configurations) it
+    /// is relative to the working directory.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Setting, ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.display().to_string(),
             source,
         })?;
-        Setting::from_toml_str(&text)
+        let mut setting: Setting =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        if let Some(file) = &setting.demand.file
+            && file.is_relative()
+        {
+            let joined = path.parent().unwrap_or(Path::new("")).join(file);
+            setting.demand.file = Some(std::path::absolute(&joined).unwrap_or(joined));
+        }
+        setting.validate()?;
+        Ok(setting)
     }
 
     /// The setting as TOML text (round-trips through [`Setting::from_toml_str`]).

@@ -4,11 +4,13 @@
 //! documented in `docs/simulator.md`; the hand-written serde forms are in `parse.rs`.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, invalid};
+use crate::demand_data::{DataFormat, NegativeDemand};
 
 // ---------------------------------------------------------------------------------------------
 // Small enums
@@ -44,6 +46,8 @@ pub enum DemandDistribution {
     /// Normal per store and period; with several stores multivariate normal with a common
     /// pairwise correlation (drawn through the Cholesky factor of the covariance).
     Normal,
+    /// Historical series read from a CSV file ([`DemandConfig::file`]); no randomness.
+    Data,
 }
 
 /// Whether a sampled parameter is drawn once per store (shared by all samples) or once per sample.
@@ -283,10 +287,12 @@ pub struct StoreParams {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemandConfig {
-    /// `poisson` or `normal`.
+    /// `poisson`, `normal` or `data`.
     pub distribution: DemandDistribution,
-    /// Mean per store (Poisson rate, or normal mean); must be > 0 for Poisson.
-    pub mean: ParamSource,
+    /// Mean per store (Poisson rate, or normal mean); must be > 0 for Poisson. Required for
+    /// Poisson and normal demand; must be absent for data demand (the mean is the data's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<ParamSource>,
     /// Standard deviation per store (normal only; give this or `coef_of_var`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub std: Option<ParamSource>,
@@ -300,6 +306,28 @@ pub struct DemandConfig {
     /// Clip normal demand at 0 (`max(d, 0)`); default true.
     #[serde(default = "default_true")]
     pub clip: bool,
+    /// The CSV file of data demand (required exactly for `distribution = "data"`). A relative
+    /// path read by [`Setting::from_file`] is resolved against the setting file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// Layout of [`DemandConfig::file`] (required with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<DataFormat>,
+    /// Data demand: the first `past_periods` periods of each split's `periods_range` are only
+    /// observed (as past demands), not simulated; default 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub past_periods: usize,
+    /// Data demand: what a negative cell means; default `error`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub negative: NegativeDemand,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn default_true() -> bool {
@@ -400,6 +428,11 @@ pub struct SplitSizes {
     pub periods: usize,
     /// Warm-up periods excluded from the reported cost, `< periods`.
     pub ignore_periods: usize,
+    /// Data demand only (required there): the file's periods `[start, end)` this split reads;
+    /// the first `demand.past_periods` are observed only, the rest simulated, so
+    /// `end − start = demand.past_periods + periods`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub periods_range: Option<[usize; 2]>,
 }
 
 /// Sizes of the three splits.
@@ -490,5 +523,14 @@ impl Setting {
     /// Whether demand is integer (Poisson), in which case evaluation rounds actions by default.
     pub fn discrete_demand(&self) -> bool {
         self.demand.distribution == DemandDistribution::Poisson
+    }
+
+    /// Periods of demand observed before period 0 of every split: `demand.past_periods` for
+    /// data demand, 0 otherwise.
+    pub fn history_periods(&self) -> usize {
+        match self.demand.distribution {
+            DemandDistribution::Data => self.demand.past_periods,
+            _ => 0,
+        }
     }
 }
