@@ -394,7 +394,8 @@ pub fn train(req: TrainRequest) -> Result<(), Failure> {
         &trainer,
         reason,
         dev.cost_per_store_period,
-        test.as_ref().map(|t| (t.0.cost_per_store_period, t.1)),
+        test.as_ref()
+            .map(|t| (t.0.cost_per_store_period, t.0.cost_std_error, t.1)),
         train_seconds,
         &reference,
     );
@@ -457,7 +458,7 @@ fn render_report(
     trainer: &Trainer,
     reason: StopReason,
     dev: f64,
-    test: Option<(f64, f64)>,
+    test: Option<(f64, Option<f64>, f64)>,
     train_seconds: f64,
     reference: &Reference,
 ) -> String {
@@ -495,8 +496,15 @@ fn render_report(
     }
     let _ = writeln!(r, "| dev cost (best params) | {dev:.4} |");
     match test {
-        Some((cost, secs)) => {
+        Some((cost, std_error, secs)) => {
             let _ = writeln!(r, "| test cost (best params) | {cost:.4} |");
+            if let Some(se) = std_error {
+                let _ = writeln!(
+                    r,
+                    "| test standard error | {se:.4} ({:.3} % of the cost; across the test scenarios) |",
+                    100.0 * se / cost
+                );
+            }
             let _ = writeln!(r, "| test wall time | {secs:.1} s |");
         }
         None => {
@@ -516,7 +524,7 @@ fn render_report(
                 kind.gap_label(),
                 100.0 * (dev / cost - 1.0)
             );
-            if let Some((test_cost, _)) = test {
+            if let Some((test_cost, _, _)) = test {
                 let _ = writeln!(
                     r,
                     "| test {} | {:+.2} % |",
@@ -588,7 +596,7 @@ pub fn eval(
     let report = evaluate_policy(&config, &policy, &saved.params, split)
         .map_err(|e| Failure::Run(e.to_string()))?;
     outln!(
-        "{} on {} ({:?}, {} samples × {} periods, {} ignored): cost per store per period {:.4}{} [{:.1} s]",
+        "{} on {} ({:?}, {} samples × {} periods, {} ignored): cost per store per period {:.4}{}{} [{:.1} s]",
         saved.spec.kind(),
         config.setting.name,
         split,
@@ -596,6 +604,9 @@ pub fn eval(
         report.periods,
         report.ignore_periods,
         report.cost_per_store_period,
+        report
+            .cost_std_error
+            .map_or(String::new(), |se| format!(" ± {se:.4} (s.e.)")),
         if policy.admissible() {
             ""
         } else {
@@ -887,8 +898,11 @@ impl CellProgress {
                 self.done += 1;
                 let outcome = match record.status {
                     CellStatus::Done => format!(
-                        "test {:.4}{}{}",
+                        "test {:.4}{}{}{}",
                         record.test_cost.unwrap_or(f64::NAN),
+                        record
+                            .test_std_error
+                            .map_or(String::new(), |se| format!(" ± {se:.4}")),
                         record
                             .test_gap_pct
                             .map_or(String::new(), |g| format!(" gap {g:+.2} %")),

@@ -353,6 +353,7 @@ fn train_and_eval_report_the_gap() {
     let expected = format!("{:+.2} %", 100.0 * (test_cost / 6.0936423867 - 1.0));
     assert!(gap_line.contains(&expected), "{gap_line} vs {expected}");
     assert!(report.contains("| dev gap to optimum |"));
+    assert!(report.contains("| test standard error | "), "{report}");
     let curve = std::fs::read_to_string(run.join("curve.svg")).unwrap();
     assert!(
         curve.contains("optimum 6.0936"),
@@ -377,6 +378,7 @@ fn train_and_eval_report_the_gap() {
         stdout.contains(&format!("gap to optimum {expected}")),
         "{stdout}"
     );
+    assert!(stdout.contains(" (s.e.) ["), "{stdout}");
 
     // a bound: the gap is labelled as an upper bound on the optimality gap
     let run = dir.join("trans");

@@ -24,4 +24,4 @@ pub use mlp::{Activation, Mlp, MlpSpec};
 pub use observation::{DemandScales, Feature, NetworkShape, TapeObservation};
 pub use policy::Policy;
 pub use saved::SavedPolicy;
-pub use spec::{POLICY_KINDS, PolicySpec};
+pub use spec::{OneStoreOutput, POLICY_KINDS, PolicySpec};

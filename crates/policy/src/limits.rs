@@ -99,10 +99,19 @@ impl PolicySpec {
             PolicySpec::VanillaOneStore {
                 hidden,
                 input_scale,
+                initial_level,
                 ..
             } => {
                 check_widths(self, "hidden", hidden)?;
-                check_positive(self, "input_scale", *input_scale)
+                check_positive(self, "input_scale", *input_scale)?;
+                if !(initial_level.is_finite() && *initial_level >= 0.0) {
+                    return Err(invalid(
+                        self,
+                        "initial_level",
+                        format!("is {initial_level}; allowed: a finite number ≥ 0"),
+                    ));
+                }
+                Ok(())
             }
             PolicySpec::BaseStock { initial_level, .. } => {
                 check_positive(self, "initial_level", *initial_level)
@@ -242,6 +251,8 @@ mod tests {
             hidden: vec![32, 0],
             activation: crate::mlp::Activation::Elu,
             input_scale: 1.0,
+            output: crate::spec::OneStoreOutput::Order,
+            initial_level: 0.0,
         };
         let err = spec.validate().unwrap_err().to_string();
         assert!(

@@ -8,7 +8,7 @@ use crate::error::PolicyError;
 use crate::gnn::GnnNet;
 use crate::mlp::{Activation, Mlp, MlpSpec};
 use crate::observation::{DemandScales, Feature, NetworkShape, TapeObservation};
-use crate::spec::PolicySpec;
+use crate::spec::{OneStoreOutput, PolicySpec};
 use crate::symmetry::SymmetryAwareNet;
 use hdpo_autodiff::{ParamId, ParamStore, Tape, Unary, Var};
 use hdpo_sim::config::StaticFeature;
@@ -32,6 +32,7 @@ enum Net {
     OneStore {
         mlp: Mlp,
         input_scale: f32,
+        output: OneStoreOutput,
     },
     BaseStock {
         raw_level: ParamId,
@@ -98,15 +99,23 @@ impl Policy {
                 hidden,
                 activation,
                 input_scale,
+                output,
+                initial_level,
             } => {
                 positive(kind, "input_scale", *input_scale)?;
                 if w > 0 || e > 0 {
                     return Err(unsupported(kind, "needs stores without warehouses (W = 0)"));
                 }
-                let mlp = elu_mlp(s * shape.store_pipeline, hidden, s, *activation);
+                let spec = elu_mlp(s * shape.store_pipeline, hidden, s, *activation);
+                let mlp = Mlp::new(params, "vanilla_one_store", spec, rng);
+                if *output == OneStoreOutput::Level {
+                    // the level is measured like the inputs
+                    mlp.set_output_bias(params, input_scale * initial_level);
+                }
                 Net::OneStore {
-                    mlp: Mlp::new(params, "vanilla_one_store", mlp, rng),
+                    mlp,
                     input_scale: *input_scale,
+                    output: *output,
                 }
             }
             PolicySpec::BaseStock { initial_level } => {
@@ -342,8 +351,11 @@ impl Policy {
         let b = obs.n_samples();
         let (s, w, e) = (shape.n_stores, shape.n_warehouses, shape.n_echelons);
         match &self.net {
-            Net::OneStore { mlp, input_scale } => {
-                // order = softplus(MLP(scale · pipelines) + 1), one output per store
+            Net::OneStore {
+                mlp,
+                input_scale,
+                output,
+            } => {
                 let x = tape.reshape(obs.state.store, b, s * shape.store_pipeline);
                 let x = if *input_scale == 1.0 {
                     x
@@ -351,9 +363,24 @@ impl Policy {
                     tape.scale(x, *input_scale)
                 };
                 let out = mlp.forward(tape, params, x);
-                let order = tape.unary_shifted(Unary::Softplus, out, 1.0);
+                let store = match output {
+                    // order = softplus(MLP(u · pipelines) + 1), one output per store
+                    OneStoreOutput::Order => {
+                        let order = tape.unary_shifted(Unary::Softplus, out, 1.0);
+                        tape.reshape(order, b * s, 1)
+                    }
+                    // order = max(MLP(u · pipelines) − u · IP, 0) / u
+                    OneStoreOutput::Level => {
+                        let level = tape.reshape(out, b * s, 1);
+                        let position = tape.row_sums(obs.state.store);
+                        let position = tape.scale(position, *input_scale);
+                        let gap = tape.sub(level, position);
+                        let order = tape.relu(gap);
+                        tape.scale(order, 1.0 / input_scale)
+                    }
+                };
                 TapeActions {
-                    store: tape.reshape(order, b * s, 1),
+                    store,
                     warehouse: None,
                     echelon: None,
                 }

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 // unknown keys in a `[policy]` table are errors, like everywhere in a configuration
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PolicySpec {
-    /// MLP on the store pipelines of stores without a warehouse (§4.1):
-    /// `order = softplus(MLP(pipelines) + 1)`, one output per store.
+    /// MLP on the store pipelines of stores without a warehouse (§4.1), one output per store:
+    /// `order = softplus(MLP(pipelines) + 1)` (the reference), or an order-up-to level
+    /// ([`OneStoreOutput::Level`]).
     VanillaOneStore {
         /// Hidden widths (default `[32, 32, 32]`).
         hidden: Vec<usize>,
@@ -21,6 +22,16 @@ pub enum PolicySpec {
         /// Pipelines are multiplied by this before the MLP (the reference: 1, no scaling).
         #[serde(default = "one")]
         input_scale: f32,
+        /// What the MLP's output means; absent in older policy files: [`OneStoreOutput::Order`].
+        /// Not written when it is `Order`, so configurations (and the fingerprints of
+        /// `hdpo reproduce` cells) written before it existed stay the same.
+        #[serde(default, skip_serializing_if = "OneStoreOutput::is_order")]
+        output: OneStoreOutput,
+        /// With [`OneStoreOutput::Level`], the level of the untrained net in units of stock (the
+        /// output bias starts at `input_scale · initial_level`); ignored with
+        /// [`OneStoreOutput::Order`]. Absent in older policy files: 0 (and not written when 0).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        initial_level: f32,
     },
     /// One base-stock level for every store: `order = max(S − inventory position, 0)` (§4.2).
     BaseStock {
@@ -121,6 +132,31 @@ fn one() -> f32 {
     1.0
 }
 
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
+}
+
+/// What the output of the one-store MLP ([`PolicySpec::VanillaOneStore`]) means.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OneStoreOutput {
+    /// The order: `order = softplus(MLP(x) + 1)` in units of stock (the reference).
+    #[default]
+    Order,
+    /// An order-up-to level measured like the inputs: with `u` the input scale and `IP` the
+    /// store's inventory position (the sum of its pipeline), `order = max(MLP(u · x) − u · IP, 0) / u`.
+    /// A net whose output does not depend on the state is a base-stock policy, so the optimal
+    /// policy of a backlogged store is in the family exactly.
+    Level,
+}
+
+impl OneStoreOutput {
+    /// True for [`OneStoreOutput::Order`] (the default, not written to files).
+    pub fn is_order(&self) -> bool {
+        *self == OneStoreOutput::Order
+    }
+}
+
 /// One line per policy kind, for `hdpo policies`.
 pub const POLICY_KINDS: &[(&str, &str)] = &[
     (
@@ -192,6 +228,8 @@ impl PolicySpec {
                 hidden: vec![32, 32, 32],
                 activation: elu,
                 input_scale: 1.0,
+                output: OneStoreOutput::Order,
+                initial_level: 0.0,
             },
             "base_stock" => PolicySpec::BaseStock {
                 initial_level: 10.0,

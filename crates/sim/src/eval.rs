@@ -309,6 +309,10 @@ pub struct EvalReport {
     pub cost_per_store_period: f64,
     /// Average cost per store per period over all periods.
     pub cost_per_store_period_all: f64,
+    /// Standard error of `cost_per_store_period` across the split's samples (independent
+    /// scenarios): the standard deviation of the samples' own reported costs per store per period
+    /// over √`n_samples`. `None` with fewer than two samples or no reported period.
+    pub cost_std_error: Option<f64>,
     /// Total cost over the reported periods, all samples.
     pub total_cost_reported: f64,
     /// Total cost over all periods, all samples.
@@ -345,6 +349,21 @@ pub enum EvalError {
 struct ShardTotals {
     reported: f64,
     all: f64,
+    /// Σ over the shard's samples of (the sample's total reported cost)².
+    reported_squares: f64,
+}
+
+/// The standard error of the mean of `n` per-sample values `x_i = total_i / per_sample`, from the
+/// sum of the totals and the sum of their squares; `None` when `n < 2` or `per_sample` is 0.
+fn standard_error(n: usize, sum: f64, squares: f64, per_sample: f64) -> Option<f64> {
+    if n < 2 || per_sample <= 0.0 {
+        return None;
+    }
+    let nf = n as f64;
+    let mean = sum / nf;
+    // sample variance of the totals, clamped at 0 against rounding
+    let variance = ((squares - nf * mean * mean) / (nf - 1.0)).max(0.0);
+    Some((variance / nf).sqrt() / per_sample)
 }
 
 /// Rolls `policy` over the whole `split` of `setting` (its `n_samples × periods`) and reports
@@ -471,10 +490,12 @@ pub fn evaluate_with_demand<P: ActionPolicy + ?Sized>(
     for t in &totals {
         sum.reported += t.reported;
         sum.all += t.all;
+        sum.reported_squares += t.reported_squares;
     }
     let (periods, ignore) = (generator.periods(), generator.ignore_periods());
     let n_stores = generator.instance().n_stores;
     let denominator = |p: usize| (n_samples * p * n_stores) as f64;
+    let per_sample = ((periods - ignore) * n_stores) as f64;
     Ok(EvalReport {
         split,
         n_samples,
@@ -483,6 +504,7 @@ pub fn evaluate_with_demand<P: ActionPolicy + ?Sized>(
         ignore_periods: ignore,
         cost_per_store_period: sum.reported / denominator(periods - ignore),
         cost_per_store_period_all: sum.all / denominator(periods),
+        cost_std_error: standard_error(n_samples, sum.reported, sum.reported_squares, per_sample),
         total_cost_reported: sum.reported,
         total_cost_all: sum.all,
     })
@@ -575,6 +597,7 @@ fn run_shard<P: ActionPolicy + ?Sized>(
     }
     let mut actions = Actions::zeros(n, &statics);
     let mut cost = vec![0.0f32; n];
+    let mut sample_reported = vec![0.0f64; n];
     let mut totals = ShardTotals::default();
     let dynamics = Dynamics::new(&statics);
     // the orders of the last periods may never reach a cost: those periods keep zero actions
@@ -609,6 +632,9 @@ fn run_shard<P: ActionPolicy + ?Sized>(
         totals.all += period_cost;
         if t >= ignore {
             totals.reported += period_cost;
+            for (acc, &c) in sample_reported.iter_mut().zip(&cost) {
+                *acc += f64::from(c);
+            }
         }
         if n_past > 0 {
             for (mut row, &d) in past.rows_mut().into_iter().zip(demand_now) {
@@ -618,6 +644,7 @@ fn run_shard<P: ActionPolicy + ?Sized>(
             }
         }
     }
+    totals.reported_squares = sample_reported.iter().map(|x| x * x).sum();
     Ok(totals)
 }
 
@@ -656,5 +683,61 @@ mod tests {
         // no demand: nothing is lost, only holding costs
         assert!(none.cost_per_store_period_all > 0.0);
         assert!(none.total_cost_all != streamed.total_cost_all);
+    }
+    #[test]
+    fn the_standard_error_is_that_of_the_samples_own_costs() {
+        let mut s = setting("one_store_backlogged").unwrap();
+        s.apply_overrides([
+            "splits.dev.n_samples=300",
+            "splits.dev.batch_size=300",
+            "splits.dev.periods=40",
+            "splits.dev.ignore_periods=10",
+        ])
+        .unwrap();
+        let policy = BaseStockPolicy { level: 25.0 };
+        let options = EvalOptions {
+            shard_size: 128,
+            ..EvalOptions::for_setting(&s)
+        };
+        let report = evaluate(&s, Split::Dev, &policy, &options).unwrap();
+        let se = report.cost_std_error.expect("300 samples");
+        // by hand: each sample simulated alone, its own reported cost per period, two passes
+        let generator = ScenarioGenerator::new(&s, Split::Dev).unwrap();
+        let costs: Vec<f64> = (0..300)
+            .map(|i| {
+                let t = run_shard(&generator, &s, i..i + 1, &policy, &options, None).unwrap();
+                t.reported / 30.0
+            })
+            .collect();
+        let n = costs.len() as f64;
+        let mean = costs.iter().sum::<f64>() / n;
+        let variance = costs.iter().map(|c| (c - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        let want = (variance / n).sqrt();
+        assert!((mean / report.cost_per_store_period - 1.0).abs() < 1e-6);
+        assert!(
+            want > 0.0 && (se / want - 1.0).abs() < 1e-6,
+            "{se} vs {want}"
+        );
+        // the shards only change the summation order
+        let other = EvalOptions {
+            shard_size: 7,
+            ..options
+        };
+        let again = evaluate(&s, Split::Dev, &policy, &other).unwrap();
+        assert!((again.cost_std_error.unwrap() / se - 1.0).abs() < 1e-9);
+        // one sample has no standard error
+        s.apply_overrides(["splits.dev.n_samples=1", "splits.dev.batch_size=1"])
+            .unwrap();
+        let one = evaluate(&s, Split::Dev, &policy, &options).unwrap();
+        assert_eq!(one.cost_std_error, None);
+    }
+
+    #[test]
+    fn standard_error_of_known_values() {
+        // totals 2, 4, 6, 8 over 2 periods each: values 1 … 4, variance 5/3, s.e. √(5/12)
+        let se = standard_error(4, 20.0, 4.0 + 16.0 + 36.0 + 64.0, 2.0).unwrap();
+        assert!((se - (5.0f64 / 12.0).sqrt()).abs() < 1e-12);
+        assert_eq!(standard_error(1, 2.0, 4.0, 2.0), None);
+        assert_eq!(standard_error(4, 20.0, 120.0, 0.0), None);
     }
 }

@@ -3,7 +3,7 @@
 //! gives sensible defaults for every (setting, policy) pair (spec §6.2, tuned where noted in
 //! `docs/results.md`).
 
-use hdpo_policy::{NetworkShape, PolicySpec};
+use hdpo_policy::{NetworkShape, OneStoreOutput, PolicySpec};
 use hdpo_sim::config::{Setting, StaticFeature, StoreLeadTimes, UnmetDemand};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -275,32 +275,51 @@ impl TrainConfig {
                 // Measured on one_store_lost (docs/results.md): pipelines scaled by 1/mean demand,
                 // batches of 1024 (32 Adam steps per epoch instead of 4) and a larger rate reach a
                 // 1 % dev gap in a fraction of the reference's time; the cosine tail polishes.
-                let mean = self
-                    .setting
-                    .instance()
-                    .ok()
+                let instance = self.setting.instance().ok();
+                let mean = instance
+                    .as_ref()
                     .map(|i| i.mean.iter().sum::<f64>() / i.mean.len().max(1) as f64);
-                // Backlogged settings with short lead times (every store lead time ≤ 2) get
-                // 1/(4 × mean): docs/results.md, "Defaults of the one-store policies".
-                let short_lead_times =
-                    self.setting
-                        .instance()
-                        .ok()
-                        .is_some_and(|i| match &i.lead_time {
-                            StoreLeadTimes::PerEdge(rows) => rows.iter().flatten().all(|&l| l <= 2),
-                            StoreLeadTimes::PerSample { high, .. } => *high <= 3,
-                        });
                 let backlogged = self.setting.unmet_demand == UnmetDemand::Backlogged;
-                let spread = if backlogged && short_lead_times {
-                    4.0
-                } else {
-                    1.0
-                };
-                if let (PolicySpec::VanillaOneStore { input_scale, .. }, Some(mean)) =
-                    (&mut self.policy, mean)
+                // Backlogged stores: the net outputs an order-up-to level, starting at the mean
+                // demand over the lead time and the period (docs/results.md, "Defaults of the
+                // one-store policies").
+                let level = instance.as_ref().filter(|_| backlogged).map(|i| {
+                    let lead_times: Vec<f64> = match &i.lead_time {
+                        StoreLeadTimes::PerEdge(rows) => rows
+                            .iter()
+                            .map(|r| r.iter().copied().max().unwrap_or(0) as f64)
+                            .collect(),
+                        StoreLeadTimes::PerSample { low, high, .. } => {
+                            vec![
+                                (*low as f64 + (*high as f64 - 1.0).max(*low as f64)) / 2.0;
+                                i.mean.len()
+                            ]
+                        }
+                    };
+                    let total: f64 = i
+                        .mean
+                        .iter()
+                        .zip(&lead_times)
+                        .map(|(m, l)| m * (l + 1.0))
+                        .sum();
+                    total / i.mean.len().max(1) as f64
+                });
+                if let (
+                    PolicySpec::VanillaOneStore {
+                        input_scale,
+                        output,
+                        initial_level,
+                        ..
+                    },
+                    Some(mean),
+                ) = (&mut self.policy, mean)
                     && mean > 0.0
                 {
-                    *input_scale = (1.0 / (spread * mean)) as f32;
+                    *input_scale = (1.0 / mean) as f32;
+                    if let Some(level) = level.filter(|l| l.is_finite() && *l >= 0.0) {
+                        *output = OneStoreOutput::Level;
+                        *initial_level = level as f32;
+                    }
                 }
                 let train = &mut self.setting.splits.train;
                 train.batch_size = train.batch_size.min(1024);
@@ -720,25 +739,40 @@ mod tests {
     }
 
     #[test]
-    fn one_store_mlp_scales_short_lead_time_backlogged_inputs_four_times_more() {
-        // Mean demand 5 in both settings: 1/5, except backlogged with lead times ≤ 2: 1/(4 × 5)
+    fn one_store_mlp_outputs_a_level_on_backlogged_settings_and_an_order_on_lost_sales() {
+        // Mean demand 5 in both settings: inputs scaled by 1/5 at every lead time; backlogged
+        // stores get the level output starting at 5 × (L + 1), lost sales keep the order output
         // (see tune_defaults).
-        let scale = |name: &str, lead_time: &str| {
+        let policy = |name: &str, lead_time: &str| {
             let mut setting = hdpo_sim::settings::setting(name).expect("embedded setting");
             setting.apply_override("lead_time", lead_time).unwrap();
             match TrainConfig::default_for(setting, "vanilla_one_store")
                 .expect("defaults")
                 .policy
             {
-                PolicySpec::VanillaOneStore { input_scale, .. } => input_scale,
+                PolicySpec::VanillaOneStore {
+                    input_scale,
+                    output,
+                    initial_level,
+                    ..
+                } => (input_scale, output, initial_level),
                 other => panic!("unexpected policy {other:?}"),
             }
         };
-        assert!((scale("one_store_lost", "1") - 0.2).abs() < 1e-7);
-        assert!((scale("one_store_lost", "4") - 0.2).abs() < 1e-7);
-        assert!((scale("one_store_backlogged", "1") - 0.05).abs() < 1e-7);
-        assert!((scale("one_store_backlogged", "2") - 0.05).abs() < 1e-7);
-        assert!((scale("one_store_backlogged", "4") - 0.2).abs() < 1e-7);
+        for lead_time in ["1", "4"] {
+            assert_eq!(
+                policy("one_store_lost", lead_time),
+                (0.2, OneStoreOutput::Order, 0.0)
+            );
+        }
+        assert_eq!(
+            policy("one_store_backlogged", "1"),
+            (0.2, OneStoreOutput::Level, 10.0)
+        );
+        assert_eq!(
+            policy("one_store_backlogged", "20"),
+            (0.2, OneStoreOutput::Level, 105.0)
+        );
         assert!((one_store_input_scale("one_store_backlogged") - 0.2).abs() < 1e-7);
     }
 }

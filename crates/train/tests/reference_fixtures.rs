@@ -61,6 +61,8 @@ fn reference_network(weights: &Value) -> (Policy, ParamStore) {
         hidden: vec![32, 32, 32],
         activation: Activation::Elu,
         input_scale: 1.0,
+        output: hdpo_policy::OneStoreOutput::Order,
+        initial_level: 0.0,
     };
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(0);
     let policy = Policy::build(spec, &one_store_shape(), &mut params, &mut rng).unwrap();

@@ -75,12 +75,19 @@ fn smoke_one(experiment: Experiment, filter: &str) -> hdpo_train::reproduce::Cel
     let record = read_record(&exp_dir, &cell.id).expect("record written");
     assert_eq!(record.status, CellStatus::Done, "{record:?}");
     assert!(record.test_cost.unwrap().is_finite());
+    let se = record
+        .test_std_error
+        .expect("the test cost's standard error");
+    assert!(se > 0.0 && se < record.test_cost.unwrap(), "{se}");
     let csv = std::fs::read_to_string(exp_dir.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + experiment.cells().len());
     let row = csv.lines().find(|l| l.contains(&cell.id)).unwrap();
     assert!(row.contains(",done,"), "{row}");
     let md = std::fs::read_to_string(exp_dir.join("results.md")).unwrap();
     assert!(md.contains("smoke scale"), "{md}");
+    assert!(md.contains("| test cost | ± s.e. |"), "{md}");
+    let md_row = md.lines().find(|l| l.contains("| done |")).unwrap();
+    assert!(md_row.contains(&format!(" {se:.4} ")), "{md_row}");
     assert!(md.contains("not run"));
     // the grid's time: the one done cell's training and test seconds
     let time = format!(
@@ -501,4 +508,54 @@ fn committed_full_scale_records_match_the_current_cell_configurations() {
     }
     // the one-warehouse records of the GNN at 8,192 scenarios are committed
     assert!(checked >= 3, "{checked} records checked");
+}
+
+/// Records written before the standard error was measured still load, and their rows show "—".
+#[test]
+fn records_without_a_standard_error_load_and_show_a_dash() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../results/reproduce");
+    let experiment = Experiment::Serial;
+    let cells = experiment.cells();
+    let cell = cells
+        .iter()
+        .find(|c| c.id == "4loc-s8192-gnn")
+        .expect("a committed serial cell");
+    let source = root
+        .join(experiment.name())
+        .join("cells")
+        .join(format!("{}.json", cell.id));
+    let text = std::fs::read_to_string(&source).expect("committed record");
+    assert!(
+        !text.contains("test_std_error"),
+        "the record predates the field"
+    );
+    let dir = temp_dir("old-records");
+    let exp_dir = dir.join(experiment.name());
+    std::fs::create_dir_all(exp_dir.join("cells")).unwrap();
+    std::fs::write(
+        exp_dir.join("cells").join(format!("{}.json", cell.id)),
+        &text,
+    )
+    .unwrap();
+    let record = read_record(&exp_dir, &cell.id).expect("an old record loads");
+    assert_eq!(record.test_std_error, None);
+    assert!(record.test_cost.is_some());
+    let options = ReproduceOptions {
+        scale: Scale::Full,
+        ..options(&dir, "4loc-s8192-gnn")
+    };
+    let options = ReproduceOptions {
+        overrides: Vec::new(),
+        ..options
+    };
+    hdpo_train::reproduce::write_tables(&exp_dir, experiment.name(), "test", &cells, &options)
+        .unwrap();
+    let md = std::fs::read_to_string(exp_dir.join("results.md")).unwrap();
+    let row = md
+        .lines()
+        .find(|l| l.contains("| done |") && l.contains("gnn"))
+        .unwrap_or_else(|| panic!("{md}"));
+    let cost = format!("{:.4}", record.test_cost.unwrap());
+    assert!(row.contains(&format!("| {cost} | — |")), "{row}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -51,6 +51,10 @@ pub struct CellRecord {
     pub dev_cost: Option<f64>,
     /// Test cost of the best parameters.
     pub test_cost: Option<f64>,
+    /// Standard error of the test cost across the test scenarios (absent in records written
+    /// before it was measured).
+    #[serde(default)]
+    pub test_std_error: Option<f64>,
     /// Exact optimum or lower bound.
     pub reference_kind: Option<ReferenceKind>,
     /// Its cost.
@@ -120,6 +124,7 @@ pub(super) fn failed_record(
         train_cost: None,
         dev_cost: None,
         test_cost: None,
+        test_std_error: None,
         reference_kind: None,
         reference_cost: None,
         reference_note: String::new(),

@@ -391,6 +391,7 @@ fn run_cell(
         train_cost: trainer.history.last().map(|r| r.train_cost),
         dev_cost: Some(dev),
         test_cost: Some(test.cost_per_store_period),
+        test_std_error: test.cost_std_error,
         reference_kind: known.map(|k| k.1),
         reference_cost: known.map(|k| k.0),
         reference_note: reference.summary(),

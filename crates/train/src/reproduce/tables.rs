@@ -107,6 +107,17 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or(String::new(), |x| format!("{x:.digits$}"))
 }
 
+/// The test cost's standard error: "—" for a done cell whose record predates it, empty for a
+/// cell without a test cost.
+fn std_error_text(record: Option<&CellRecord>, digits: usize) -> String {
+    match record {
+        Some(r) if r.test_cost.is_some() => r
+            .test_std_error
+            .map_or("—".into(), |se| format!("{se:.digits$}")),
+        _ => String::new(),
+    }
+}
+
 fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n']) {
         format!("\"{}\"", text.replace('"', "\"\""))
@@ -142,7 +153,7 @@ pub fn write_tables(
     // CSV.
     let mut csv = String::from(
         "experiment,scale,group,id,setting,policy,instance,train_scenarios,status,train_cost,dev_cost,\
-         test_cost,reference_kind,reference_cost,gap_pct,gap_basis,published_cost,published_gap_pct,\
+         test_cost,test_std_error,reference_kind,reference_cost,gap_pct,gap_basis,published_cost,published_gap_pct,\
          published_reference,published_note,epochs,train_seconds,test_seconds,seconds_to_1pct_dev,test_size\n",
     );
     for row in &rows {
@@ -162,6 +173,8 @@ pub fn write_tables(
             opt(r.and_then(|r| r.train_cost), 6),
             opt(r.and_then(|r| r.dev_cost), 6),
             opt(r.and_then(|r| r.test_cost), 6),
+            r.and_then(|r| r.test_std_error)
+                .map_or(String::new(), |se| format!("{se:.6}")),
             r.and_then(|r| r.reference_kind)
                 .map_or(String::new(), |k| k.short().to_string()),
             opt(r.and_then(|r| r.reference_cost), 6),
@@ -232,7 +245,9 @@ pub fn write_tables(
         md,
         "Costs are per store per period on the test split (best-on-dev parameters). \"reference\" is our \
          exact optimum (opt) or lower bound (LB) from `hdpo optimum`, or — where no bound is known — the \
-         best test cost among the cells of the same instance (best of row). gap = test / reference − 1 \
+         best test cost among the cells of the same instance (best of row). \"± s.e.\" is the test cost's \
+         standard error across the test scenarios (— in records written before it was measured). \
+         gap = test / reference − 1 \
          (to a bound: an upper bound on the optimality gap). Published numbers are from \
          `published-results.md` (source per table).\n"
     );
@@ -253,6 +268,7 @@ pub fn write_tables(
                 "policy",
                 "train scen.",
                 "test cost",
+                "± s.e.",
                 "reference",
                 "gap %",
                 "published cost",
@@ -286,6 +302,7 @@ pub fn write_tables(
                     (None, None) => String::new(),
                 },
                 opt(r.and_then(|r| r.test_cost), 4),
+                std_error_text(r, 4),
                 row.reference_text.clone(),
                 opt(row.gap_pct, 2),
                 opt(c.published.cost, 2),
