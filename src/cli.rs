@@ -622,6 +622,65 @@ pub fn eval(
     Ok(())
 }
 
+/// `hdpo act`: the orders of the policy in `policy_file` for the states in `state_file`, printed
+/// as JSON or CSV.
+pub fn act(
+    policy_file: &Path,
+    state_file: &Path,
+    format: &str,
+    sample: usize,
+) -> Result<(), Failure> {
+    if !matches!(format, "json" | "csv") {
+        return Err(Failure::Input(format!(
+            "--format `{format}`: allowed: json, csv"
+        )));
+    }
+    let saved = SavedPolicy::load(policy_file).map_err(|e| e.to_string())?;
+    let samples = saved.setting.split(Split::Test).n_samples;
+    if sample >= samples {
+        return Err(Failure::Input(format!(
+            "--sample {sample}: allowed: 0 … {} (the policy's test split has {samples} samples)",
+            samples - 1
+        )));
+    }
+    let text = std::fs::read_to_string(state_file).map_err(|e| {
+        Failure::Input(format!(
+            "--state: cannot read `{}`: {e}",
+            state_file.display()
+        ))
+    })?;
+    let extension = state_file
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("");
+    let states = match extension.to_ascii_lowercase().as_str() {
+        "json" => hdpo_train::act::states_from_json(&text),
+        "csv" => hdpo_train::act::states_from_csv(&text),
+        _ => {
+            return Err(Failure::Input(format!(
+                "--state `{}`: the file name must end in .json or .csv",
+                state_file.display()
+            )));
+        }
+    }
+    .map_err(|e| Failure::Input(format!("--state `{}`: {e}", state_file.display())))?;
+    let orders = hdpo_train::act::act(&saved, &states, hdpo_train::act::ActOptions { sample })
+        .map_err(|e| Failure::Input(e.to_string()))?;
+    let text = match format {
+        "csv" => hdpo_train::act::orders_to_csv(&orders),
+        _ => {
+            // one state's orders per line
+            let lines = orders
+                .iter()
+                .map(|o| serde_json::to_string(o).map(|line| format!("  {line}")))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Failure::Run(format!("cannot write the orders as JSON: {e}")))?;
+            format!("[\n{}\n]\n", lines.join(",\n"))
+        }
+    };
+    emit(&text)
+}
+
 /// What `hdpo optimum` was asked to do.
 pub struct OptimumRequest {
     /// Embedded setting name.

@@ -34,6 +34,8 @@ enum Command {
     Train(TrainArgs),
     /// Evaluate a saved policy on a setting (by default the one it was trained for).
     Eval(EvalArgs),
+    /// Print the orders a saved policy places now, for given inventories and pipelines.
+    Act(ActArgs),
     /// Print the exact optimum or lower bound of an instance (or say that none is known).
     Optimum(OptimumArgs),
     /// Re-run one of the paper's experiment grids (resumable); writes results.md/.csv and a plot.
@@ -113,6 +115,24 @@ struct EvalArgs {
     split: String,
     #[command(flatten)]
     common: Common,
+}
+
+#[derive(Args)]
+struct ActArgs {
+    /// A policy file written by `hdpo train` (`<run>/policy.json`).
+    policy: PathBuf,
+    /// The state(s): a JSON file (one object or a list; `{"stores": [{"on_hand": 3, "arriving":
+    /// [5, 4]}, …], "warehouses": […], "echelons": […]}`) or a CSV file
+    /// (`state,location,index,on_hand,arriving_1,…`), told apart by the extension (.json, .csv).
+    #[arg(long, value_name = "FILE")]
+    state: PathBuf,
+    /// Output format: json or csv.
+    #[arg(long, default_value = "json")]
+    format: String,
+    /// The sample of the policy's test split whose static parameters (costs, lead times, demand
+    /// means) apply; they differ between samples only where the setting samples them.
+    #[arg(long, default_value_t = 0)]
+    sample: usize,
 }
 
 #[derive(Args)]
@@ -260,6 +280,7 @@ fn main() -> ExitCode {
                 force: a.common.force,
             })
         }),
+        Command::Act(a) => cli::act(&a.policy, &a.state, &a.format, a.sample),
         Command::Eval(a) => parse_overrides(&a.common.set).and_then(|overrides| {
             set_threads(a.common.threads)?;
             cli::eval(

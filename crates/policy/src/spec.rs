@@ -181,7 +181,7 @@ pub const POLICY_KINDS: &[(&str, &str)] = &[
     ),
     (
         "vanilla_warehouse",
-        "MLP 3×512 ELU with softmax allocation, warehouse(s) + stores",
+        "MLP ELU (3×256 by default) with softmax allocation, warehouse(s) + stores",
     ),
     (
         "symmetry_aware",

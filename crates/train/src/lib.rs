@@ -5,6 +5,7 @@
 //! tape-free), [`trainer`] (the HDPO loop), [`record`] (what a run records), [`checkpoint`] (resume), [`budget`] (memory and time
 //! estimates before a run starts), [`error`] (the one error type of training).
 
+pub mod act;
 pub mod budget;
 pub mod checkpoint;
 pub mod error;
