@@ -359,6 +359,10 @@ fn train_and_eval_report_the_gap() {
         curve.contains("optimum 6.0936"),
         "reference line in the curve"
     );
+    assert!(
+        curve.contains("gap to the optimum 6.0936 in %") && curve.contains(">\n0.1\n<"),
+        "the curve's gap panel, with 0.1 % on its axis"
+    );
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1, "cached once");
 
     // eval prints the gap too (same test split as the training run)

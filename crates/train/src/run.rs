@@ -7,7 +7,7 @@
 //! | `metrics.csv` | one row per epoch: losses, dev cost, learning rate, gradient norm, seconds |
 //! | `policy.json` | the best-on-dev policy (`hdpo eval` reads it) |
 //! | `checkpoint.json` | the resumable state (`hdpo train --resume DIR`) |
-//! | `curve.svg` | the learning curve (train and dev cost per epoch) |
+//! | `curve.svg` | the learning curve (train and dev cost per epoch; with an optimum or bound, a second panel of their gap to it in %) |
 //! | `report.md` | setting, policy, train/dev/test cost, wall time, gap to the optimum or bound |
 
 use crate::checkpoint::write_atomic;
@@ -71,7 +71,8 @@ impl RunDir {
     }
 
     /// Writes `curve.svg`: train cost and dev cost per epoch (log-scaled y when the range is wide),
-    /// with a horizontal line at the optimum or bound when one is known.
+    /// with a horizontal line at the optimum or bound when one is known, and then a second panel
+    /// of the gap to it in % on a log scale from [`GAP_FLOOR_PERCENT`] (so 0.1 % can be read).
     pub fn write_curve(
         &self,
         title: &str,
@@ -84,6 +85,14 @@ impl RunDir {
     }
 }
 
+/// The gap panel's floor: gaps at or below it (including negative ones: a dev cost under the
+/// bound by sampling noise) are drawn on it.
+pub const GAP_FLOOR_PERCENT: f64 = 0.01;
+
+/// Height of the cost panel, and of the gap panel under it when there is a reference.
+const PANEL_HEIGHT: u32 = 560;
+const GAP_PANEL_HEIGHT: u32 = 300;
+
 fn render_curve(
     title: &str,
     history: &[EpochRecord],
@@ -91,8 +100,13 @@ fn render_curve(
 ) -> Result<String, Box<dyn std::error::Error>> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
-        root.fill(&WHITE)?;
+        let height = PANEL_HEIGHT + reference.map_or(0, |_| GAP_PANEL_HEIGHT);
+        let whole = SVGBackend::with_string(&mut svg, (900, height)).into_drawing_area();
+        whole.fill(&WHITE)?;
+        let (root, gap_area) = whole.split_vertically(PANEL_HEIGHT);
+        if let Some((value, name)) = reference {
+            draw_gap_panel(&gap_area, history, value, name)?;
+        }
         let train: Vec<(f64, f64)> = history
             .iter()
             .map(|r| (r.epoch as f64, r.train_cost))
@@ -146,9 +160,85 @@ fn render_curve(
                 .draw()?;
             draw_series(&mut chart, &train, &dev, reference, x_max)?;
         }
-        root.present()?;
+        whole.present()?;
     }
     Ok(svg)
+}
+
+/// The gap of the train and dev costs (and of the best dev cost so far) to `reference`, in %,
+/// on a log scale from [`GAP_FLOOR_PERCENT`].
+fn draw_gap_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    history: &[EpochRecord],
+    reference: f64,
+    name: &str,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let gap = |cost: f64| (100.0 * (cost / reference - 1.0)).max(GAP_FLOOR_PERCENT);
+    let points = |cost: &dyn Fn(&EpochRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+        history
+            .iter()
+            .filter_map(|r| {
+                cost(r)
+                    .filter(|c| c.is_finite())
+                    .map(|c| (r.epoch as f64, gap(c)))
+            })
+            .collect()
+    };
+    let train = points(&|r| Some(r.train_cost));
+    let dev = points(&|r| r.dev_cost);
+    let best = points(&|r| r.best_dev_cost);
+    let hi = train
+        .iter()
+        .chain(&dev)
+        .map(|p| p.1)
+        .fold(1.0, f64::max)
+        .min(1e4);
+    let x_max = history.last().map_or(1.0, |r| r.epoch as f64 + 1.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            format!(
+                "gap to the {name} in % (at or below {GAP_FLOOR_PERCENT} % drawn on the floor)"
+            ),
+            ("sans-serif", 16),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..x_max, (GAP_FLOOR_PERCENT..hi * 1.5).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("gap % (log scale)")
+        .y_label_formatter(&|v| format!("{v}"))
+        .draw()?;
+    for (series, color, label) in [
+        (&train, BLUE, "train"),
+        (&dev, RED, "dev"),
+        (&best, BLACK, "best dev"),
+    ] {
+        chart
+            .draw_series(LineSeries::new(
+                series.iter().copied(),
+                color.stroke_width(1),
+            ))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    for percent in [0.1, 1.0] {
+        chart.draw_series(LineSeries::new(
+            vec![(0.0, percent), (x_max, percent)],
+            BLACK.mix(0.3).stroke_width(1),
+        ))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
 }
 
 fn draw_series<'a, DB: DrawingBackend + 'a, CT>(
@@ -181,8 +271,38 @@ where
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(epoch: usize, train: f64, dev: Option<f64>) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            train_loss: train,
+            train_cost: train,
+            dev_cost: dev,
+            best_dev_cost: dev,
+            learning_rate: 1e-3,
+            grad_norm: 1.0,
+            elapsed_seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_gap_panel_appears_with_a_reference_only() {
+        let history = [record(0, 12.0, Some(11.0)), record(1, 10.05, Some(10.01))];
+        let with = render_curve("t", &history, Some((10.0, "optimum 10"))).unwrap();
+        assert!(with.contains("gap to the optimum 10 in %"));
+        assert!(with.contains(&format!("height=\"{}\"", PANEL_HEIGHT + GAP_PANEL_HEIGHT)));
+        let without = render_curve("t", &history, None).unwrap();
+        assert!(!without.contains("gap to"));
+        assert!(without.contains(&format!("height=\"{PANEL_HEIGHT}\"")));
+    }
 }
