@@ -876,6 +876,10 @@ pub struct ReproduceRequest {
     pub filter: Option<String>,
     /// At most this many cells.
     pub limit: Option<usize>,
+    /// Only part `i/n` of the cells (`--cells`).
+    pub cells: Option<String>,
+    /// Gather the cell records of these parts' output roots instead of training (`--merge`).
+    pub merge: Vec<PathBuf>,
     /// Overrides applied to every cell.
     pub overrides: Vec<(String, String)>,
     /// Only list the cells.
@@ -1000,6 +1004,50 @@ impl CellProgress {
     }
 }
 
+/// `hdpo reproduce --merge`: the parts' records into `--out`, and the whole grid's tables.
+fn merge(req: &ReproduceRequest, scale: Scale, experiments: &[Experiment]) -> Result<(), Failure> {
+    if req.filter.is_some() || req.limit.is_some() || req.cells.is_some() {
+        return Err(Failure::Input(
+            "--merge gathers whole parts: it takes no --filter, --limit or --cells".into(),
+        ));
+    }
+    let mut command = format!(
+        "hdpo reproduce {} --scale {} --out {}",
+        req.experiment,
+        scale.name(),
+        req.out.display()
+    );
+    for part in &req.merge {
+        let _ = write!(command, " --merge {}", part.display());
+    }
+    for experiment in experiments {
+        let options = ReproduceOptions {
+            scale,
+            out: req.out.clone(),
+            filter: None,
+            limit: None,
+            part: None,
+            overrides: req.overrides.clone(),
+            cache: Some(OptimumCache::from_env()),
+            command: command.clone(),
+            limits: Limits::machine(),
+        };
+        let summary =
+            reproduce::merge_parts(*experiment, &options, &req.merge).map_err(|e| match e {
+                ReproduceError::Input(e) => Failure::Input(format!("{}: {e}", experiment.name())),
+                ReproduceError::Output(e) => Failure::Run(format!("{}: {e}", experiment.name())),
+            })?;
+        note!(
+            "{}: {} records copied, {} already there → {}",
+            experiment.name(),
+            summary.copied,
+            summary.identical,
+            summary.dir.join("results.md").display()
+        );
+    }
+    Ok(())
+}
+
 /// `hdpo reproduce`.
 pub fn reproduce(req: ReproduceRequest) -> Result<(), Failure> {
     let scale = Scale::parse(&req.scale).map_err(|e| format!("--scale: {e}"))?;
@@ -1011,20 +1059,30 @@ pub fn reproduce(req: ReproduceRequest) -> Result<(), Failure> {
     if req.limit == Some(0) {
         return Err(Failure::Input("--limit 0: allowed: an integer ≥ 1".into()));
     }
+    let part = req
+        .cells
+        .as_deref()
+        .map(reproduce::Part::parse)
+        .transpose()
+        .map_err(|e| Failure::Input(format!("--cells {e}")))?;
     if req.list {
         for experiment in &experiments {
             outln!("{}: {}", experiment.name(), experiment.description());
-            for cell in experiment.cells() {
-                if req
-                    .filter
+            let matching = experiment.cells().into_iter().filter(|cell| {
+                req.filter
                     .as_ref()
                     .is_none_or(|f| cell.id.contains(f.as_str()))
-                {
+            });
+            for (position, cell) in matching.enumerate() {
+                if part.is_none_or(|p| p.contains(position)) {
                     outln!("  {:<40} {} · {}", cell.id, cell.setting, cell.policy);
                 }
             }
         }
         return Ok(());
+    }
+    if !req.merge.is_empty() {
+        return merge(&req, scale, &experiments);
     }
     let interrupt = signals::install().map_err(Failure::Run)?;
     let mut command = format!("hdpo reproduce {} --scale {}", req.experiment, scale.name());
@@ -1036,6 +1094,9 @@ pub fn reproduce(req: ReproduceRequest) -> Result<(), Failure> {
     }
     if let Some(filter) = &req.filter {
         let _ = write!(command, " --filter {filter}");
+    }
+    if let Some(cells) = &req.cells {
+        let _ = write!(command, " --cells {cells}");
     }
     if let Some(limit) = req.limit {
         let _ = write!(command, " --limit {limit}");
@@ -1052,6 +1113,7 @@ pub fn reproduce(req: ReproduceRequest) -> Result<(), Failure> {
             out: req.out.clone(),
             filter: req.filter.clone(),
             limit: req.limit,
+            part,
             overrides: req.overrides.clone(),
             cache: Some(OptimumCache::from_env()),
             command: command.clone(),

@@ -177,9 +177,18 @@ struct ReproduceArgs {
     /// Run only the cells whose id contains this text (see --list).
     #[arg(long)]
     filter: Option<String>,
-    /// Run at most this many cells (after --filter).
+    /// Run at most this many cells (after --filter and --cells).
     #[arg(long)]
     limit: Option<usize>,
+    /// Run only part i of n of the cells (after --filter): every n-th cell from the i-th, so
+    /// that n machines or the tasks of a job array share a grid, each with its own --out; then
+    /// gather them with --merge.
+    #[arg(long, value_name = "I/N")]
+    cells: Option<String>,
+    /// Train nothing: gather the cell records that parts of the grid wrote under these output
+    /// roots (their --out) into --out, and write the whole grid's tables (repeatable).
+    #[arg(long, value_name = "DIR")]
+    merge: Vec<PathBuf>,
     /// List the cells and exit.
     #[arg(long)]
     list: bool,
@@ -275,6 +284,8 @@ fn main() -> ExitCode {
                 out: a.out,
                 filter: a.filter,
                 limit: a.limit,
+                cells: a.cells,
+                merge: a.merge,
                 overrides,
                 list: a.list,
                 force: a.common.force,

@@ -300,6 +300,32 @@ fn bad_inputs_end_with_exit_2_and_a_message_naming_the_field() {
             &["stores.lead_time", "allowed"],
         ),
         (vec!["reproduce", "nope"], &["<EXPERIMENT>", "all"]),
+        (
+            vec!["reproduce", "serial", "--cells", "3/2"],
+            &["--cells `3/2`", "1 ≤ i ≤ n"],
+        ),
+        (
+            vec![
+                "reproduce",
+                "serial",
+                "--cells",
+                "7/9",
+                "--filter",
+                "4loc-echelon",
+            ],
+            &["--cells 7/9: this part has no cell"],
+        ),
+        (
+            vec!["reproduce", "serial", "--merge", "x", "--cells", "1/2"],
+            &["--merge gathers whole parts"],
+        ),
+        (
+            vec!["reproduce", "serial", "--merge", "/nonexistent-part"],
+            &[
+                "--merge `/nonexistent-part`",
+                "give the --out directory of a part",
+            ],
+        ),
     ]);
     for (args, expected) in &cases {
         let out = hdpo(&dir, args);

@@ -395,6 +395,7 @@ fn a_reproduction_whose_record_cannot_be_written_stops_with_an_output_error() {
         out: dir.clone(),
         filter: None,
         limit: None,
+        part: None,
         overrides: [
             ("max_epochs", "1"),
             ("setting.splits.test.ignore_periods", "4"),

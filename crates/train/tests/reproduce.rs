@@ -6,8 +6,8 @@ use hdpo_optimum::{Classification, Problem, Reference, ReferenceKind, Source};
 use hdpo_sim::settings::setting;
 use hdpo_train::optimum_cache::{OptimumCache, reference_for, solve_cached};
 use hdpo_train::reproduce::{
-    Cell, CellStatus, Event, Experiment, ReproduceOptions, Scale, read_record, run_cells,
-    run_experiment,
+    Cell, CellStatus, Event, Experiment, Part, ReproduceError, ReproduceOptions, Scale,
+    merge_parts, read_record, run_cells, run_experiment,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +41,7 @@ fn options(dir: &std::path::Path, filter: &str) -> ReproduceOptions {
         out: dir.to_path_buf(),
         filter: Some(filter.to_string()),
         limit: Some(1),
+        part: None,
         overrides: tiny(),
         cache: Some(OptimumCache::new(dir.join("cache"))),
         command: format!("test --filter {filter}"),
@@ -558,4 +559,143 @@ fn records_without_a_standard_error_load_and_show_a_dash() {
     let cost = format!("{:.4}", record.test_cost.unwrap());
     assert!(row.contains(&format!("| {cost} | — |")), "{row}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn parts_of_a_grid_are_disjoint_cover_it_and_merge_into_one_table() {
+    let root = temp_dir("parts");
+    let stop = AtomicBool::new(false);
+    let experiment = Experiment::OneStoreLost;
+    // the 4 cells of L = 1, in 3 parts: positions {0, 3}, {1}, {2}
+    let mut ran: Vec<Vec<String>> = Vec::new();
+    for index in 1..=3 {
+        let options = ReproduceOptions {
+            limit: None,
+            part: Some(Part { index, count: 3 }),
+            overrides: [tiny(), vec![("max_epochs".into(), "1".into())]].concat(),
+            ..options(&root.join(format!("part{index}")), "L1-")
+        };
+        let mut ids = Vec::new();
+        run_experiment(experiment, &options, &stop, |e| {
+            if let Event::CellStart { cell, .. } = e {
+                ids.push(cell.id.clone());
+            }
+        })
+        .unwrap();
+        ran.push(ids);
+    }
+    assert_eq!(
+        ran,
+        vec![
+            vec!["L1-p4-vanilla_one_store", "L1-p39-vanilla_one_store"],
+            vec!["L1-p9-vanilla_one_store"],
+            vec!["L1-p19-vanilla_one_store"],
+        ]
+    );
+    // a part with no cell is an error, not a silent no-op
+    let empty = ReproduceOptions {
+        part: Some(Part { index: 5, count: 5 }),
+        limit: None,
+        ..options(&root.join("part5"), "L1-")
+    };
+    let err = run_experiment(experiment, &empty, &stop, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("this part has no cell"), "{err}");
+
+    let parts: Vec<PathBuf> = (1..=3).map(|i| root.join(format!("part{i}"))).collect();
+    let merged = root.join("merged");
+    let part_overrides = [tiny(), vec![("max_epochs".into(), "1".into())]].concat();
+    let merge_options = ReproduceOptions {
+        filter: None,
+        limit: None,
+        overrides: part_overrides.clone(),
+        ..options(&merged, "")
+    };
+    // records of another configuration (here: without the parts' max_epochs) are refused
+    let other = ReproduceOptions {
+        overrides: tiny(),
+        ..merge_options.clone()
+    };
+    let err = merge_parts(experiment, &other, &parts).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("produced by another configuration"),
+        "{err}"
+    );
+    let summary = merge_parts(experiment, &merge_options, &parts).unwrap();
+    assert_eq!((summary.copied, summary.identical), (4, 0));
+    let md = std::fs::read_to_string(merged.join("one_store_lost/results.md")).unwrap();
+    assert!(md.contains("done 4 "), "{md}");
+    for id in ran.concat() {
+        let from_part = parts
+            .iter()
+            .find_map(|p| {
+                std::fs::read_to_string(p.join("one_store_lost/cells").join(format!("{id}.json")))
+                    .ok()
+            })
+            .unwrap();
+        let merged_record = std::fs::read_to_string(
+            merged
+                .join("one_store_lost/cells")
+                .join(format!("{id}.json")),
+        )
+        .unwrap();
+        assert_eq!(from_part, merged_record, "{id}");
+    }
+    // merging again finds every record already there
+    let again = merge_parts(experiment, &merge_options, &parts).unwrap();
+    assert_eq!((again.copied, again.identical), (0, 4));
+    // two different records of one cell are refused, naming both files
+    let conflict = root.join("conflict");
+    let cells = conflict.join("one_store_lost/cells");
+    std::fs::create_dir_all(&cells).unwrap();
+    let id = "L1-p9-vanilla_one_store";
+    let text = std::fs::read_to_string(
+        parts[1]
+            .join("one_store_lost/cells")
+            .join(format!("{id}.json")),
+    )
+    .unwrap();
+    std::fs::write(
+        cells.join(format!("{id}.json")),
+        text.replace("\"done\"", "\"failed\""),
+    )
+    .unwrap();
+    let err = merge_parts(experiment, &merge_options, &[conflict.clone()]).unwrap_err();
+    assert!(
+        matches!(&err, ReproduceError::Input(m) if m.contains(id) && m.contains("two different records")),
+        "{err}"
+    );
+    // the same between two parts: refused before anything is copied
+    let fresh = ReproduceOptions {
+        out: root.join("fresh"),
+        ..merge_options.clone()
+    };
+    let err = merge_parts(experiment, &fresh, &[parts[1].clone(), conflict.clone()]).unwrap_err();
+    assert!(err.to_string().contains("two different records"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(root.join("fresh/one_store_lost/cells"))
+            .unwrap()
+            .count(),
+        0
+    );
+    // a part directory without the experiment, and a file that is not a cell, are refused
+    let err = merge_parts(experiment, &merge_options, &[root.join("nowhere")]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("give the --out directory of a part"),
+        "{err}"
+    );
+    std::fs::write(cells.join("stray.json"), "{}").unwrap();
+    std::fs::remove_file(cells.join(format!("{id}.json"))).unwrap();
+    let err = merge_parts(experiment, &merge_options, &[conflict]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is not a cell of `one_store_lost`"),
+        "{err}"
+    );
+    for bad in ["0/3", "4/3", "1", "a/b", "1/0"] {
+        assert!(Part::parse(bad).is_err(), "{bad}");
+    }
+    assert_eq!(Part::parse(" 2/7 ").unwrap(), Part { index: 2, count: 7 });
+    let _ = std::fs::remove_dir_all(&root);
 }

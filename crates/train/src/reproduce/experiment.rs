@@ -155,8 +155,11 @@ pub struct ReproduceOptions {
     pub out: PathBuf,
     /// Run only the cells whose id contains this text.
     pub filter: Option<String>,
-    /// Run at most this many cells (after the filter).
+    /// Run at most this many cells (after the filter and the part).
     pub limit: Option<usize>,
+    /// Run only this part of the cells (after the filter): a grid split across machines or the
+    /// tasks of a job array.
+    pub part: Option<Part>,
     /// Extra `key=value` overrides applied to every cell, last.
     pub overrides: Vec<(String, String)>,
     /// Optimum cache (`None`: compute every time).
@@ -165,4 +168,39 @@ pub struct ReproduceOptions {
     pub command: String,
     /// Memory and time every cell is checked against before it trains (`--force`).
     pub limits: Limits,
+}
+
+/// Part `index` of `count` disjoint parts of a grid (`--cells index/count`, `1 ≤ index ≤ count`):
+/// after the filter, the cells at positions `index − 1`, `index − 1 + count`, … — every `count`-th
+/// cell, so that each part gets cells of every size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// Which part, from 1.
+    pub index: usize,
+    /// How many parts.
+    pub count: usize,
+}
+
+impl Part {
+    /// Parses `i/n` with `1 ≤ i ≤ n`.
+    pub fn parse(text: &str) -> Result<Part, String> {
+        let bad = || {
+            format!(
+                "`{text}`: expected i/n with whole numbers 1 ≤ i ≤ n (part i of n), e.g. 1/4; \
+                 with a Slurm job array: --cells $((SLURM_ARRAY_TASK_ID + 1))/$SLURM_ARRAY_TASK_COUNT"
+            )
+        };
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let index: usize = i.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Part { index, count })
+    }
+
+    /// Whether the cell at `position` (after the filter) belongs to this part.
+    pub fn contains(&self, position: usize) -> bool {
+        position % self.count == self.index - 1
+    }
 }

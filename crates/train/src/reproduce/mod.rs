@@ -15,6 +15,10 @@
 //! | `gaps.svg` | our gap and the published gap per cell |
 //! | `sample_efficiency.svg` | per instance: test cost against training scenarios, ours and published, with the reference |
 //!
+//! A grid splits into disjoint parts for several machines or a job array (`--cells i/n`,
+//! [`Part`]: every n-th cell after the filter), each part writing to its own `--out`;
+//! [`merge_parts`] gathers the parts' records into one output and writes the whole grid's tables.
+//!
 //! A cell is skipped when its record exists, says "done", and was produced by the same resolved
 //! configuration (a fingerprint of the configuration TOML is stored in the record; so changing the
 //! scale or an override re-runs it). Policies that cannot be built (`PolicyError::Unsupported`,
@@ -40,6 +44,8 @@ mod tables;
 
 pub use cell_config::{cell_config, fingerprint};
 pub use cell_record::{CELL_FORMAT, CellRecord, CellStatus, experiment_dir, read_record};
-pub use experiment::{Cell, Experiment, ReproduceOptions, Scale};
-pub use runner::{Event, ReproduceError, Summary, run_cells, run_experiment};
+pub use experiment::{Cell, Experiment, Part, ReproduceOptions, Scale};
+pub use runner::{
+    Event, MergeSummary, ReproduceError, Summary, merge_parts, run_cells, run_experiment,
+};
 pub use tables::write_tables;

@@ -137,6 +137,20 @@ pub fn run_cells(
                 .is_none_or(|f| c.id.contains(f.as_str()))
         })
         .collect();
+    if let Some(part) = options.part {
+        plan = plan
+            .into_iter()
+            .enumerate()
+            .filter(|(position, _)| part.contains(*position))
+            .map(|(_, c)| c)
+            .collect();
+        if plan.is_empty() {
+            return Err(ReproduceError::Input(format!(
+                "--cells {}/{}: this part has no cell (the filter leaves fewer than {} cells)",
+                part.index, part.count, part.index
+            )));
+        }
+    }
     if let Some(limit) = options.limit {
         plan.truncate(limit);
     }
@@ -277,6 +291,133 @@ pub fn run_cells(
             .map_err(ReproduceError::Output)?;
     }
     retry_once(|| write_tables(&dir, name, description, cells, options))
+        .map_err(ReproduceError::Output)?;
+    Ok(summary)
+}
+
+/// What [`merge_parts`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MergeSummary {
+    /// Records copied into the output.
+    pub copied: usize,
+    /// Records the output already held, identical.
+    pub identical: usize,
+    /// The experiment's output directory.
+    pub dir: PathBuf,
+}
+
+/// Gathers the cell records that parts of a grid (`--cells i/n`, each with its own `--out`) wrote
+/// under `<part>/<experiment>/cells/` into `<options.out>/<experiment>/cells/`, then writes the
+/// tables of the whole grid. Nothing is trained. Every record must come from the configuration
+/// `options` gives its cell (the parts' `--scale` and `--set`). Two different records of the same cell (in two
+/// parts, or in a part and the output) are an error naming both files; an identical one is
+/// counted once.
+pub fn merge_parts(
+    experiment: Experiment,
+    options: &ReproduceOptions,
+    parts: &[PathBuf],
+) -> Result<MergeSummary, ReproduceError> {
+    let name = experiment.name();
+    let cells = experiment.cells();
+    let dir = experiment_dir(&options.out, name);
+    std::fs::create_dir_all(dir.join("cells"))
+        .map_err(|e| ReproduceError::Input(format!("cannot create `{}`: {e}", dir.display())))?;
+    let mut summary = MergeSummary {
+        dir: dir.clone(),
+        ..MergeSummary::default()
+    };
+    // cell id → (the file it came from, its text), in id order
+    let mut gathered: std::collections::BTreeMap<String, (PathBuf, String)> =
+        std::collections::BTreeMap::new();
+    for part in parts {
+        let from = experiment_dir(part, name).join("cells");
+        let entries = std::fs::read_dir(&from).map_err(|e| {
+            ReproduceError::Input(format!(
+                "--merge `{}`: cannot read `{}` ({e}); give the --out directory of a part",
+                part.display(),
+                from.display()
+            ))
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for file in files {
+            let id = file
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            if !cells.iter().any(|c| c.id == id) {
+                return Err(ReproduceError::Input(format!(
+                    "--merge: `{}` is not a cell of `{name}`",
+                    file.display()
+                )));
+            }
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                ReproduceError::Input(format!("--merge: cannot read `{}`: {e}", file.display()))
+            })?;
+            let record: CellRecord = serde_json::from_str(&text).map_err(|e| {
+                ReproduceError::Input(format!(
+                    "--merge: `{}` is not a cell record: {e}",
+                    file.display()
+                ))
+            })?;
+            let cell = cells.iter().find(|c| c.id == id).expect("checked above");
+            let same_config = record.scale == options.scale
+                && (record.fingerprint.is_empty()
+                    || cell_config(cell, options.scale, &options.overrides)
+                        .is_ok_and(|c| fingerprint(&c) == record.fingerprint));
+            if !same_config {
+                return Err(ReproduceError::Input(format!(
+                    "--merge: `{}` was produced by another configuration (another --scale or \
+                     --set, or another version of hdpo); merge with the --scale and --set the \
+                     parts ran with",
+                    file.display()
+                )));
+            }
+            match gathered.get(&id) {
+                Some((first, first_text)) if *first_text != text => {
+                    return Err(ReproduceError::Input(format!(
+                        "--merge: cell {id} has two different records, `{}` and `{}`; keep one \
+                         (delete the other) and merge again",
+                        first.display(),
+                        file.display()
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    gathered.insert(id, (file, text));
+                }
+            }
+        }
+    }
+    // every record checked before any is copied: a refused merge leaves the output as it was
+    for (id, (file, text)) in &gathered {
+        let target = record_path(&dir, id);
+        if let Ok(existing) = std::fs::read_to_string(&target)
+            && existing != *text
+        {
+            return Err(ReproduceError::Input(format!(
+                "--merge: cell {id} has two different records, `{}` and `{}`; keep one (delete \
+                 the other) and merge again",
+                file.display(),
+                target.display()
+            )));
+        }
+    }
+    for (id, (_, text)) in &gathered {
+        let target = record_path(&dir, id);
+        if std::fs::read_to_string(&target).is_ok_and(|existing| existing == *text) {
+            summary.identical += 1;
+        } else {
+            retry_once(|| write_atomic(&target, text.as_bytes()))
+                .map_err(ReproduceError::Output)?;
+            summary.copied += 1;
+        }
+    }
+    retry_once(|| write_tables(&dir, name, experiment.description(), &cells, options))
         .map_err(ReproduceError::Output)?;
     Ok(summary)
 }
