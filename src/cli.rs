@@ -390,7 +390,7 @@ pub fn train(req: TrainRequest) -> Result<(), Failure> {
     } else {
         None
     };
-    let report = render_report(
+    let mut report = render_report(
         &trainer,
         reason,
         dev.cost_per_store_period,
@@ -399,9 +399,56 @@ pub fn train(req: TrainRequest) -> Result<(), Failure> {
         train_seconds,
         &reference,
     );
+    if test.is_some() {
+        report.push_str(&write_policy_picture(&trainer, &dir)?);
+    }
     retry_once(|| hdpo_train::write_atomic(&dir.file("report.md"), report.as_bytes()))
         .map_err(Failure::Run)?;
     emit(&report)
+}
+
+/// One-store policies: writes `policy.svg` (order against inventory position in visited test
+/// states, next to the optimal policy's orders where known) and returns the report's rows about it
+/// (empty for networks).
+fn write_policy_picture(trainer: &Trainer, dir: &RunDir) -> Result<String, Failure> {
+    use hdpo_train::policy_plot::{policy_picture, render_policy_picture};
+    let picture = policy_picture(
+        &trainer.config.setting,
+        &trainer.policy,
+        trainer.best_params(),
+    )
+    .map_err(|e| Failure::Run(format!("the policy picture: {e}")))?;
+    let Some(picture) = picture else {
+        return Ok(String::new());
+    };
+    let title = format!(
+        "{} · {}",
+        trainer.config.setting.name,
+        trainer.config.policy.kind()
+    );
+    let svg = render_policy_picture(&title, &picture).map_err(Failure::Run)?;
+    retry_once(|| hdpo_train::write_atomic(&dir.file("policy.svg"), svg.as_bytes()))
+        .map_err(Failure::Run)?;
+    let mut rows = String::new();
+    match picture.agreement() {
+        Some((same, mean_abs)) => {
+            let _ = writeln!(
+                rows,
+                "| policy picture | policy.svg; in {} visited test states the order is the optimal \
+                 one (within 0.5) in {:.1} % of them, mean absolute difference {mean_abs:.3} |",
+                picture.states.len(),
+                100.0 * same
+            );
+        }
+        None => {
+            let _ = writeln!(
+                rows,
+                "| policy picture | policy.svg ({} visited test states; no optimal policy to compare) |",
+                picture.states.len()
+            );
+        }
+    }
+    Ok(rows)
 }
 
 /// The optimum or bound of a setting (cached on disk); cache trouble is a warning, never an error.

@@ -24,6 +24,7 @@ pub mod backlog;
 pub mod discrete;
 pub mod lost_sales;
 pub mod normal;
+pub mod optimal_rule;
 pub mod problem;
 pub mod serial;
 pub mod transshipment;

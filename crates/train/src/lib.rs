@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod memo;
 pub mod optimum_cache;
+pub mod policy_plot;
 pub mod published;
 pub mod record;
 pub mod reproduce;
