@@ -150,6 +150,20 @@ fn optimal_rule(problem: &Problem) -> Result<Option<OptimalRule>, String> {
     OptimalRule::for_problem(problem)
 }
 
+/// Most points drawn per series (the file stays small; the picture is the same).
+const MAX_DRAWN_POINTS: usize = 1500;
+
+/// The points worth drawing: one per distinct position (to 0.01), then every k-th of them if
+/// there are more than [`MAX_DRAWN_POINTS`].
+fn drawn_points(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let key = |(x, y): &(f64, f64)| ((x * 100.0).round() as i64, (y * 100.0).round() as i64);
+    let mut unique: Vec<(f64, f64)> = points.to_vec();
+    unique.sort_by_key(key);
+    unique.dedup_by_key(|p| key(p));
+    let stride = unique.len().div_ceil(MAX_DRAWN_POINTS).max(1);
+    unique.into_iter().step_by(stride).collect()
+}
+
 /// `policy.svg`: order against inventory position, the learned policy's dots and the optimal
 /// policy's crosses in the same states.
 pub fn render_policy_picture(title: &str, picture: &PolicyPicture) -> Result<String, String> {
@@ -172,6 +186,7 @@ pub fn render_policy_picture(title: &str, picture: &PolicyPicture) -> Result<Str
                 .zip(&learned)
                 .filter_map(|(s, (x, _))| s.optimal_order.map(|o| (*x, o)))
                 .collect();
+            let (learned, optimal) = (drawn_points(&learned), drawn_points(&optimal));
             let (mut x_lo, mut x_hi, mut y_hi) = (f64::INFINITY, f64::NEG_INFINITY, 1.0f64);
             for (x, y) in learned.iter().chain(&optimal) {
                 x_lo = x_lo.min(*x);
