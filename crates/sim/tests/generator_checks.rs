@@ -261,9 +261,7 @@ fn generator_matches_the_reference_generator_checks() {
                 .map(f64::from)
                 .collect();
             assert!(
-                values
-                    .iter()
-                    .all(|&x| x >= 0.0 && x < mean * (1.0 + 1e-6)),
+                values.iter().all(|&x| x >= 0.0 && x < mean * (1.0 + 1e-6)),
                 "{tag}"
             );
             let m = values.iter().sum::<f64>() / values.len() as f64;
