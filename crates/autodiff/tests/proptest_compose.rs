@@ -5,6 +5,7 @@ use hdpo_autodiff::gradcheck::{GradcheckOptions, check};
 use hdpo_autodiff::{Tape, Var};
 use ndarray::Array2;
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 
 /// One step of a random program: applies an op to the running value `x`, possibly mixing in the
 /// second input `y` (same shape, 3×4).
@@ -39,7 +40,15 @@ fn apply(t: &mut Tape, op: u8, x: Var, y: Var) -> Var {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+    // A fixed seed: every run draws the same 256 programs, so a bug one of them catches is caught
+    // on every run (with a random seed a column-sum backward that overwrote its adjoint was
+    // caught in 5 runs of 6). `accumulation.rs` checks each rule deterministically as well.
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        rng_seed: RngSeed::Fixed(0x5eed_0027),
+        failure_persistence: None,
+        .. ProptestConfig::default()
+    })]
     #[test]
     fn random_programs_have_correct_gradients(
         ops in proptest::collection::vec(0u8..12, 1..7),

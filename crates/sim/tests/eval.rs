@@ -360,7 +360,86 @@ fn serial_and_multi_warehouse_settings_run() {
             "{name}"
         );
         assert_eq!(r.n_stores, s.n_stores());
+        // the same number from a plain f64 loop over the same scenario, written here without the
+        // simulator: with no orders, each store serves its initial pipeline and each warehouse
+        // and echelon holds its initial stock as it arrives
+        let independent = zero_policy_cost(&s, 50, 20, 5);
+        assert!(
+            (r.cost_per_store_period - independent).abs() <= 1e-5 * independent.abs().max(1.0),
+            "{name}: evaluator {}, independent {independent}",
+            r.cost_per_store_period
+        );
     }
+}
+
+/// Average cost per store and reported period of the zero policy on the test split, computed in
+/// f64 directly from the scenario's demand and initial pipelines.
+fn zero_policy_cost(s: &Setting, n_samples: usize, periods: usize, ignore: usize) -> f64 {
+    use hdpo_sim::config::{Objective, UnmetDemand};
+    let sc = hdpo_sim::scenario::ScenarioGenerator::new(s, Split::Test)
+        .unwrap()
+        .generate(0..n_samples, periods);
+    let st = &sc.statics;
+    let advance = |row: &mut Vec<f64>, leftover: f64| {
+        row.remove(0);
+        row.push(0.0);
+        row[0] += leftover;
+    };
+    let mut total = 0.0;
+    let mut store: Vec<Vec<f64>> = sc
+        .initial
+        .store
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    let mut warehouse: Vec<Vec<f64>> = sc
+        .initial
+        .warehouse
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    let mut echelon: Vec<Vec<f64>> = sc
+        .initial
+        .echelon
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    for t in 0..periods {
+        let mut period = 0.0;
+        for (r, row) in store.iter_mut().enumerate() {
+            let (on, d) = (row[0], f64::from(sc.demand[[r, t]]));
+            let (h, p) = (
+                f64::from(st.holding_cost[r]),
+                f64::from(st.underage_cost[r]),
+            );
+            period += match st.objective {
+                Objective::Cost => p * (d - on).max(0.0) + h * (on - d).max(0.0),
+                Objective::Profit => -p * on.min(d) + h * (on - d).max(0.0),
+            };
+            let leftover = match st.unmet_demand {
+                UnmetDemand::Lost => (on - d).max(0.0),
+                UnmetDemand::Backlogged => on - d,
+            };
+            advance(row, leftover);
+        }
+        for (rows, holding) in [
+            (&mut warehouse, &st.warehouse_holding_cost),
+            (&mut echelon, &st.echelon_holding_cost),
+        ] {
+            for (r, row) in rows.iter_mut().enumerate() {
+                let on = row[0];
+                period += f64::from(holding[r % holding.len()]) * on.max(0.0);
+                advance(row, on);
+            }
+        }
+        if t >= ignore {
+            total += period;
+        }
+    }
+    total / (n_samples * (periods - ignore) * st.n_stores) as f64
 }
 
 /// A base-stock policy that records the periods it is asked about.

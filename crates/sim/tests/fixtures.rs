@@ -486,3 +486,294 @@ fn hand_check_one_store_lost_l1_and_l4() {
     assert_eq!(case.state.store.row(0).to_vec(), vec![11.0, 0.0, 2.0, 0.0]);
     assert_eq!(case.state.store.row(1).to_vec(), vec![4.0, 5.0, 0.0, 2.0]);
 }
+
+/// An independent, hand-written f64 simulator of one period (spec §1.3 with proportional
+/// rationing), sharing no code with `hdpo_sim::dynamics`: each supplier ships
+/// `k = min(1, max(on, 0) / requested)` of every request on it (`k = 1` when nothing is asked),
+/// keeps `on − k·requested`, and each receiver gets its request times its supplier's `k`.
+/// Returns each sample's cost of the period and whether any supplier of that sample rationed.
+/// With `ration == false` every request is shipped in full and upstream stock may go negative:
+/// the reference's own rule.
+fn independent_step(
+    ration: bool,
+    store: &mut Array2<f64>,
+    warehouse: &mut Array2<f64>,
+    echelon: &mut Array2<f64>,
+    actions: &Actions,
+    demand: &[f32],
+    st: &Statics,
+) -> (Vec<f64>, Vec<bool>) {
+    let (b_count, s, w, e) = (st.n_samples, st.n_stores, st.n_warehouses, st.n_echelons);
+    let factor = |on: f64, requested: f64| {
+        if ration && requested > 0.0 {
+            (on.max(0.0) / requested).min(1.0)
+        } else {
+            1.0
+        }
+    };
+    // new[0] = old[1] + leftover, new[j] = old[j + 1], new[L − 1] = 0
+    let advance = |row: &mut [f64], leftover: f64| {
+        let l = row.len();
+        for j in 0..l - 1 {
+            row[j] = row[j + 1];
+        }
+        row[l - 1] = 0.0;
+        row[0] += leftover;
+    };
+    let mut costs = vec![0.0f64; b_count];
+    let mut rationed = vec![false; b_count];
+    for b in 0..b_count {
+        let q = |i: usize, k: usize| f64::from(actions.store[[b * s + i, k]]);
+        let is_edge = |i: usize, k: usize| st.lead_time[[b * s + i, k]] > 0;
+        // requests and factors, all from the on-hand at the start of the period
+        let wh_requested: Vec<f64> = (0..w)
+            .map(|k| (0..s).filter(|&i| is_edge(i, k)).map(|i| q(i, k)).sum())
+            .collect();
+        let wh_factor: Vec<f64> = (0..w)
+            .map(|k| factor(warehouse[[b * w + k, 0]], wh_requested[k]))
+            .collect();
+        let wh_order = |k: usize| f64::from(actions.warehouse[[b * w + k, 0]]);
+        let ech_order = |i: usize| f64::from(actions.echelon[[b * e + i, 0]]);
+        let ech_requested: Vec<f64> = (0..e)
+            .map(|i| {
+                if i + 1 < e {
+                    ech_order(i + 1)
+                } else {
+                    (0..w).map(wh_order).sum()
+                }
+            })
+            .collect();
+        let ech_factor: Vec<f64> = (0..e)
+            .map(|i| factor(echelon[[b * e + i, 0]], ech_requested[i]))
+            .collect();
+        rationed[b] = wh_factor.iter().chain(&ech_factor).any(|&k| k < 1.0);
+        // stores
+        for i in 0..s {
+            let r = b * s + i;
+            let (on, d) = (store[[r, 0]], f64::from(demand[r]));
+            let (h, p) = (
+                f64::from(st.holding_cost[r]),
+                f64::from(st.underage_cost[r]),
+            );
+            costs[b] += match st.objective {
+                Objective::Cost => p * (d - on).max(0.0) + h * (on - d).max(0.0),
+                Objective::Profit => -p * on.min(d) + h * (on - d).max(0.0),
+            };
+            let leftover = match st.unmet_demand {
+                UnmetDemand::Lost => (on - d).max(0.0),
+                UnmetDemand::Backlogged => on - d,
+            };
+            let mut row = store.row(r).to_vec();
+            advance(&mut row, leftover);
+            if w == 0 {
+                let lt = st.lead_time[[r, 0]] as usize;
+                row[lt - 1] += q(i, 0);
+            } else {
+                for k in (0..w).filter(|&k| is_edge(i, k)) {
+                    let lt = st.lead_time[[r, k]] as usize;
+                    row[lt - 1] += q(i, k) * wh_factor[k];
+                }
+            }
+            store.row_mut(r).assign(&Array1::from(row));
+        }
+        // warehouses, supplied by the last echelon (if any) or the outside supplier
+        for k in 0..w {
+            let r = b * w + k;
+            let leftover = warehouse[[r, 0]] - wh_requested[k] * wh_factor[k];
+            let delivered = wh_order(k) * if e > 0 { ech_factor[e - 1] } else { 1.0 };
+            let edge_cost = st.warehouse_edge_cost.get(k).copied().unwrap_or(0.0);
+            costs[b] += f64::from(st.warehouse_holding_cost[k]) * leftover.max(0.0)
+                + f64::from(edge_cost) * delivered;
+            let mut row = warehouse.row(r).to_vec();
+            advance(&mut row, leftover);
+            row[st.warehouse_lead_time[k] as usize - 1] += delivered;
+            warehouse.row_mut(r).assign(&Array1::from(row));
+        }
+        // echelons: echelon 0 orders from the outside supplier, echelon i from echelon i − 1
+        for i in 0..e {
+            let r = b * e + i;
+            let leftover = echelon[[r, 0]] - ech_requested[i] * ech_factor[i];
+            let delivered = ech_order(i) * if i > 0 { ech_factor[i - 1] } else { 1.0 };
+            costs[b] += f64::from(st.echelon_holding_cost[i]) * leftover.max(0.0);
+            let mut row = echelon.row(r).to_vec();
+            advance(&mut row, leftover);
+            row[st.echelon_lead_time[i] as usize - 1] += delivered;
+            echelon.row_mut(r).assign(&Array1::from(row));
+        }
+    }
+    (costs, rationed)
+}
+
+/// Every field of every step of every case, from the initial state to the end — including every
+/// period after rationing first binds — against [`independent_step`], which is itself checked
+/// against the reference's recorded steps for each sample until its first rationing. Closes the
+/// hole of `replay_reference_simulator_steps` (which stops comparing a sample's pipelines once
+/// rationing binds: 1, 1 and 0 of 16 sample-steps in the three multi-node cases) and of
+/// `replay_each_step_from_reference_state` (which corrects the reference with our own
+/// `rationing_factor`).
+#[test]
+fn replay_against_an_independent_rationing_simulator() {
+    let close_to = |ours: f32, theirs: f64| close(f64::from(ours), theirs, TOL);
+    for mut case in load_cases() {
+        let st = case.statics.clone();
+        let b_count = st.n_samples;
+        let (mut store, mut warehouse, mut echelon) = (
+            case.state.store.mapv(f64::from),
+            case.state.warehouse.mapv(f64::from),
+            case.state.echelon.mapv(f64::from),
+        );
+        let mut diverged_from_reference = vec![false; b_count];
+        let (mut rationed_steps, mut after_rationing, mut checked_against_reference) = (0, 0, 0);
+        let mut cost = vec![0.0f32; b_count];
+        let mut reference_before = case.state.clone();
+        let mut validated_from_reference_state = 0;
+        for (t, (actions, expected)) in case.actions.iter().zip(&case.expected).enumerate() {
+            let demand: Vec<f32> = case.demand.column(t).to_vec();
+            // the independent simulator, rationing switched off (the reference's rule), from the
+            // reference's own state before this step must reproduce the reference's step
+            let (mut s0, mut w0, mut e0) = (
+                reference_before.store.mapv(f64::from),
+                reference_before.warehouse.mapv(f64::from),
+                reference_before.echelon.mapv(f64::from),
+            );
+            let (c0, _) = independent_step(false, &mut s0, &mut w0, &mut e0, actions, &demand, &st);
+            let reference_after = State {
+                store: rows3(&expected["store_inventories_after"]),
+                warehouse: expected
+                    .get("warehouse_inventories_after")
+                    .map(rows3)
+                    .unwrap_or_else(|| reference_before.warehouse.clone()),
+                echelon: expected
+                    .get("echelon_inventories_after")
+                    .map(rows3)
+                    .unwrap_or_else(|| reference_before.echelon.clone()),
+            };
+            for b in 0..b_count {
+                let reward = expected["reward_per_sample"][b].as_f64().unwrap();
+                assert!(
+                    close(c0[b], reward, TOL),
+                    "{} t={t}: cost from the reference state",
+                    case.name
+                );
+                for (what, ours, theirs, n) in [
+                    ("store", &s0, &reference_after.store, st.n_stores),
+                    (
+                        "warehouse",
+                        &w0,
+                        &reference_after.warehouse,
+                        st.n_warehouses,
+                    ),
+                    ("echelon", &e0, &reference_after.echelon, st.n_echelons),
+                ] {
+                    for r in b * n..(b + 1) * n {
+                        for (k, &y) in theirs.row(r).iter().enumerate() {
+                            assert!(
+                                close(ours[[r, k]], f64::from(y), TOL),
+                                "{} t={t}: independent {what} row {r} slot {k} from the \
+                                 reference state: {} vs {y}",
+                                case.name,
+                                ours[[r, k]]
+                            );
+                        }
+                    }
+                }
+                validated_from_reference_state += 1;
+            }
+            reference_before = reference_after;
+            step(&mut case.state, actions, &demand, &st, &mut cost).unwrap();
+            let (costs, rationed) = independent_step(
+                true,
+                &mut store,
+                &mut warehouse,
+                &mut echelon,
+                actions,
+                &demand,
+                &st,
+            );
+            let name = &case.name;
+            for b in 0..b_count {
+                assert!(
+                    close_to(cost[b], costs[b]),
+                    "{name} t={t} sample {b}: cost ours {}, independent {}",
+                    cost[b],
+                    costs[b]
+                );
+                if rationed[b] {
+                    rationed_steps += 1;
+                    diverged_from_reference[b] = true;
+                }
+                // from its first rationing on, a sample is compared with the independent
+                // simulator only (the earlier replays stop comparing it there)
+                after_rationing += usize::from(diverged_from_reference[b]);
+            }
+            for (what, ours, theirs) in [
+                ("store", &case.state.store, &store),
+                ("warehouse", &case.state.warehouse, &warehouse),
+                ("echelon", &case.state.echelon, &echelon),
+            ] {
+                assert_eq!(ours.dim(), theirs.dim(), "{name}: {what} shape");
+                for ((r, k), &x) in ours.indexed_iter() {
+                    assert!(
+                        close_to(x, theirs[[r, k]]),
+                        "{name} t={t}: {what} row {r} slot {k}: ours {x}, independent {}",
+                        theirs[[r, k]]
+                    );
+                }
+            }
+            // the independent simulator agrees with the reference's own record wherever no
+            // rationing has happened yet in that sample (the reference does not ration)
+            let per_sample = [
+                ("store_inventories_after", &store, st.n_stores),
+                ("warehouse_inventories_after", &warehouse, st.n_warehouses),
+                ("echelon_inventories_after", &echelon, st.n_echelons),
+            ];
+            for b in (0..b_count).filter(|&b| !diverged_from_reference[b]) {
+                let reward = expected["reward_per_sample"][b].as_f64().unwrap();
+                assert!(
+                    close(costs[b], reward, TOL),
+                    "{name} t={t}: independent cost"
+                );
+                for (key, ours, n) in per_sample {
+                    if n == 0 {
+                        continue;
+                    }
+                    let reference = rows3(&expected[key]);
+                    for r in b * n..(b + 1) * n {
+                        for (k, &y) in reference.row(r).iter().enumerate() {
+                            assert!(
+                                close(ours[[r, k]], f64::from(y), TOL),
+                                "{name} t={t}: independent {key} row {r} slot {k}: {} vs reference {y}",
+                                ours[[r, k]]
+                            );
+                        }
+                    }
+                }
+                checked_against_reference += 1;
+            }
+        }
+        eprintln!(
+            "{}: {rationed_steps} rationing sample-steps, {after_rationing} sample-steps from a \
+             sample's first rationing on compared in full; the independent simulator checked \
+             against the reference on {checked_against_reference} sample-steps along the \
+             trajectory and {validated_from_reference_state} from the reference's states",
+            case.name
+        );
+        assert!(
+            validated_from_reference_state == case.actions.len() * b_count,
+            "{}: the independent simulator reproduced only {validated_from_reference_state} \
+             reference steps",
+            case.name
+        );
+        if st.n_warehouses + st.n_echelons > 0 {
+            // the multi-node cases ration from their first periods on: most of their
+            // sample-steps are compared only here
+            assert!(
+                rationed_steps > 0 && after_rationing >= 8,
+                "{}: {rationed_steps} rationing sample-steps, {after_rationing} compared after",
+                case.name
+            );
+        } else {
+            assert_eq!(rationed_steps, 0);
+        }
+    }
+}

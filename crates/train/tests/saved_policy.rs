@@ -133,9 +133,22 @@ fn data_driven_policy_trains_where_past_demands_are_shown() {
             &[("setting.observation.past_demands", "4")],
         );
         let mut t = Trainer::new(config).unwrap_or_else(|e| panic!("{s}: {e}"));
+        // the untrained net's dev cost, through the evaluator
+        let initial = t.evaluate(Split::Dev, false).unwrap().cost_per_store_period;
         t.run(&AtomicBool::new(false), |_, _| {})
             .unwrap_or_else(|e| panic!("{s}: {e}"));
         let dev = t.best.as_ref().unwrap().dev_cost;
-        assert!(dev.is_finite() && dev > 0.0, "{s}: dev {dev}");
+        eprintln!("{s}: dev cost {initial:.4} untrained, {dev:.4} trained");
+        // the recorded best dev cost is what the evaluator gives for the best parameters
+        let again = t.evaluate(Split::Dev, true).unwrap().cost_per_store_period;
+        assert!(
+            (again - dev).abs() <= 1e-9 * dev.abs().max(1.0),
+            "{s}: {again} vs {dev}"
+        );
+        // and training moved the net downhill
+        assert!(
+            dev.is_finite() && dev > 0.0 && dev < initial,
+            "{s}: dev {dev}, untrained {initial}"
+        );
     }
 }

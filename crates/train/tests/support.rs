@@ -9,8 +9,9 @@ use hdpo_sim::config::Split;
 use hdpo_sim::fused::{TapeDynamics, TapeState};
 use hdpo_sim::scenario::ScenarioGenerator;
 use hdpo_sim::settings::list_settings;
+use hdpo_sim::state::Actions;
 use hdpo_train::TrainConfig;
-use ndarray::s;
+use ndarray::{Array2, s};
 use rand::SeedableRng;
 
 /// The documented support matrix: settings in `list_settings()` order, policies in `POLICY_KINDS`
@@ -133,11 +134,51 @@ fn support_matrix_matches_the_documentation_and_actions_are_feasible() {
                     }
                 }
                 let d = tape.constant_from(sc.demand.slice(s![.., t..t + 1]));
+                // the same period in the tape-free simulator, from the same state and actions
+                let mut free_state = state.to_state(&tape);
+                let free_actions = Actions {
+                    store: tape.value(actions.store).clone(),
+                    warehouse: actions
+                        .warehouse
+                        .map_or_else(|| Array2::zeros((0, 1)), |v| tape.value(v).clone()),
+                    echelon: actions
+                        .echelon
+                        .map_or_else(|| Array2::zeros((0, 1)), |v| tape.value(v).clone()),
+                };
+                let demand: Vec<f32> = sc.demand.column(t).to_vec();
+                let mut free_cost = vec![0.0f32; sc.statics.n_samples];
+                hdpo_sim::dynamics::step(
+                    &mut free_state,
+                    &free_actions,
+                    &demand,
+                    &sc.statics,
+                    &mut free_cost,
+                )
+                .unwrap_or_else(|e| panic!("{kind} on {name}, tape-free: {e}"));
                 let (next, cost) = dynamics
                     .step(&mut tape, &state, &actions, d)
                     .unwrap_or_else(|e| panic!("{kind} on {name}: {e}"));
                 let total = cost.total(&mut tape);
-                assert!(tape.scalar(total).is_finite());
+                let (on_tape, free): (f32, f32) = (tape.scalar(total), free_cost.iter().sum());
+                assert!(
+                    on_tape.is_finite() && (on_tape - free).abs() <= 1e-4 * free.abs().max(1.0),
+                    "{kind} on {name} period {t}: tape cost {on_tape}, tape-free {free}"
+                );
+                let next_free = next.to_state(&tape);
+                for (what, a, b) in [
+                    ("store", &next_free.store, &free_state.store),
+                    ("warehouse", &next_free.warehouse, &free_state.warehouse),
+                    ("echelon", &next_free.echelon, &free_state.echelon),
+                ] {
+                    if a.is_empty() && b.is_empty() {
+                        continue;
+                    }
+                    let diff = (a - b).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+                    assert!(
+                        diff <= 1e-3,
+                        "{kind} on {name} period {t}: {what} differs by {diff}"
+                    );
+                }
                 state = next;
             }
         }

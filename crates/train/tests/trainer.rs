@@ -292,27 +292,94 @@ fn learned_base_stock_reaches_the_backlog_optimum_on_a_small_instance() {
     assert!(dev < 6.279 * 1.01 && dev > 6.279 * 0.97, "dev cost {dev}");
 }
 
+/// Capped base stock (order `min(max(S − IP, 0), cap)`) on plain arrays.
+struct CappedBaseStock {
+    level: f32,
+    cap: f32,
+}
+
+impl hdpo_sim::eval::ActionPolicy for CappedBaseStock {
+    fn act(
+        &self,
+        obs: &hdpo_sim::eval::EvalObservation<'_>,
+        actions: &mut hdpo_sim::state::Actions,
+    ) {
+        for (pipeline, mut order) in obs
+            .state()
+            .store
+            .rows()
+            .into_iter()
+            .zip(actions.store.rows_mut())
+        {
+            let position: f32 = pipeline.iter().sum();
+            order[0] = (self.level - position).max(0.0).min(self.cap);
+        }
+    }
+}
+
 #[test]
-fn one_store_mlp_gets_within_a_few_percent_of_the_lost_sales_optimum_in_seconds() {
-    // one_store_lost: optimum 6.8359 (exact DP). Small data, few epochs: a loose bound that a
-    // broken gradient or dynamics would miss by far (an untrained net costs > 20).
+fn one_store_mlp_beats_the_best_capped_base_stock_in_seconds() {
+    // one_store_lost (Poisson(5), L = 4, p = 9, h = 1): exact optimum 6.8359, best capped base
+    // stock (S = 29, cap = 5) 6.9123 — both from the exact Markov-chain computations of
+    // `hdpo-optimum` (Zipkin 2008 publishes 6.84 for the optimum). The gap between them is 1.1 %;
+    // a net that merely learns "order about the mean" or a base-stock-like rule stays above the
+    // capped rule, so beating it by a clear margin needs a correct gradient end to end.
+    //
+    // Both policies are evaluated on the same dev split (common random numbers): the capped rule's
+    // dev cost is checked against its exact 6.9123 (within the split's sampling error), and the
+    // MLP must be at least 0.02 below the capped rule on that split.
+    //
+    // Budget: 20 epochs of 4,096 samples in batches of 128 (640 Adam steps; about 4 s in release
+    // on the loaded 2-core development machine). Measured when this test was written: MLP dev
+    // 6.8480, capped base stock on the same split 6.8959 (± 0.024) — the MLP 0.048 (0.7 %) below
+    // it, more than twice the required 0.02. (The previous version of this test, 160 steps, reached
+    // 7.0173 and passed its bound of 1.03 × optimum while losing to the capped rule.)
     let mut config =
         TrainConfig::default_for(setting("one_store_lost").unwrap(), "vanilla_one_store").unwrap();
     for (k, v) in [
-        ("setting.splits.train.batch_size", "512"),
+        ("setting.splits.train.batch_size", "128"),
         ("setting.splits.train.n_samples", "4096"),
         ("setting.splits.dev.batch_size", "4096"),
         ("setting.splits.dev.n_samples", "4096"),
         ("max_epochs", "20"),
+        ("dev_every", "5"),
         ("shard_rows", "256"),
         ("run_test", "false"),
     ] {
         config.apply_override(k, v).unwrap();
     }
+    let options = hdpo_sim::eval::EvalOptions::for_setting(&config.setting);
+    let capped = hdpo_sim::eval::evaluate(
+        &config.setting,
+        Split::Dev,
+        &CappedBaseStock {
+            level: 29.0,
+            cap: 5.0,
+        },
+        &options,
+    )
+    .unwrap();
+    let capped_dev = capped.cost_per_store_period;
+    let se = capped
+        .cost_std_error
+        .expect("a standard error over 4,096 samples");
     let mut t = Trainer::new(config).unwrap();
     t.run(&AtomicBool::new(false), |_, _| {}).unwrap();
-    let dev = t.best.as_ref().unwrap().dev_cost;
-    assert!(dev < 6.8359 * 1.03, "dev cost {dev}");
+    let dev = t.evaluate(Split::Dev, true).unwrap().cost_per_store_period;
+    eprintln!(
+        "MLP dev {dev:.4}, capped base stock on the same split {capped_dev:.4} (± {:.4}); \
+         exact: capped 6.9123, optimum 6.8359",
+        se
+    );
+    assert!(
+        (capped_dev - 6.9123).abs() < 4.0 * se + 0.01,
+        "the dev split's capped base-stock cost {capped_dev} is far from its exact 6.9123"
+    );
+    assert!(
+        dev < capped_dev - 0.02,
+        "MLP dev cost {dev} does not beat the best capped base stock ({capped_dev}) clearly"
+    );
+    assert!(dev > 6.8359 - 4.0 * se - 0.01, "below the optimum: {dev}");
 }
 
 #[test]
