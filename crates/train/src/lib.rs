@@ -4,6 +4,32 @@
 //! Read in this order: [`train_config`] (what a run is), [`rollout`] (a policy simulated on the tape or
 //! tape-free), [`trainer`] (the HDPO loop), [`record`] (what a run records), [`checkpoint`] (resume), [`budget`] (memory and time
 //! estimates before a run starts), [`error`] (the one error type of training).
+//!
+//! Training a built-in policy through the library, in a few lines (here on a small train split so
+//! that it runs in seconds; `hdpo train` does the same with the setting's sizes):
+//!
+//! ```
+//! use hdpo_sim::config::Split;
+//! use hdpo_train::{TrainConfig, Trainer};
+//! use std::sync::atomic::AtomicBool;
+//!
+//! let setting = hdpo_sim::settings::setting("one_store_lost")?;
+//! let mut config = TrainConfig::default_for(setting, "vanilla_one_store")?;
+//! for (key, value) in [
+//!     ("setting.splits.train.batch_size", "256"),
+//!     ("setting.splits.train.n_samples", "1024"),
+//!     ("setting.splits.dev.batch_size", "1024"),
+//!     ("setting.splits.dev.n_samples", "1024"),
+//!     ("max_epochs", "10"),
+//! ] {
+//!     config.apply_override(key, value)?;
+//! }
+//! let mut trainer = Trainer::new(config)?;
+//! trainer.run(&AtomicBool::new(false), |_, epoch| println!("{epoch:?}"))?;
+//! let dev = trainer.evaluate(Split::Dev, true)?.cost_per_store_period;
+//! assert!(dev < 7.5, "dev cost {dev} (the optimum is 6.8359)");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod act;
 pub mod budget;
