@@ -407,9 +407,9 @@ pub fn train(req: TrainRequest) -> Result<(), Failure> {
     emit(&report)
 }
 
-/// One-store policies: writes `policy.svg` (order against inventory position in visited test
-/// states, next to the optimal policy's orders where known) and returns the report's rows about it
-/// (empty for networks).
+/// Writes `policy.svg` (each location's order against its inventory position in visited test
+/// states, next to the optimal policy's orders where known) and returns the report's row about it
+/// (empty for an oracle).
 fn write_policy_picture(trainer: &Trainer, dir: &RunDir) -> Result<String, Failure> {
     use hdpo_train::policy_plot::{policy_picture, render_policy_picture};
     let picture = policy_picture(
@@ -443,8 +443,10 @@ fn write_policy_picture(trainer: &Trainer, dir: &RunDir) -> Result<String, Failu
         None => {
             let _ = writeln!(
                 rows,
-                "| policy picture | policy.svg ({} visited test states; no optimal policy to compare) |",
-                picture.states.len()
+                "| policy picture | policy.svg (orders against own inventory position of every location in {} test \
+                 scenarios × {} periods; no optimal policy to compare) |",
+                hdpo_train::policy_plot::PICTURE_SAMPLES,
+                hdpo_train::policy_plot::PICTURE_PERIODS - hdpo_train::policy_plot::PICTURE_WARM_UP
             );
         }
     }

@@ -8,7 +8,7 @@
 //! | `policy.json` | the best-on-dev policy (`hdpo eval` reads it) |
 //! | `checkpoint.json` | the resumable state (`hdpo train --resume DIR`) |
 //! | `curve.svg` | the learning curve (train and dev cost per epoch; with an optimum or bound, a second panel of their gap to it in %) |
-//! | `policy.svg` | one-store policies: order against inventory position in visited test states, with the optimal policy's ([`crate::policy_plot`]) |
+//! | `policy.svg` | each location's order against its inventory position in visited test states, with the optimal policy's for one store ([`crate::policy_plot`]) |
 //! | `report.md` | setting, policy, train/dev/test cost, wall time, gap to the optimum or bound |
 
 use crate::checkpoint::write_atomic;

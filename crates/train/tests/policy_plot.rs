@@ -9,7 +9,8 @@ use hdpo_sim::eval::{ActionPolicy, EvalObservation, EvalOptions, evaluate};
 use hdpo_sim::settings::setting;
 use hdpo_sim::state::Actions;
 use hdpo_train::policy_plot::{
-    PICTURE_PERIODS, PICTURE_SAMPLES, PICTURE_WARM_UP, PolicyPicture, VisitedState, policy_picture,
+    LocationKind, PICTURE_PERIODS, PICTURE_SAMPLES, PICTURE_WARM_UP, PolicyPicture, VisitedState,
+    policy_picture, render_policy_picture,
 };
 use hdpo_train::{TrainConfig, Trainer};
 
@@ -143,19 +144,40 @@ fn the_picture_records_the_visited_test_states() {
             .windows(2)
             .all(|w| w[0].pipeline <= w[1].pipeline)
     );
-    // networks have none
+    // a network: every store and the warehouse, each period after the warm-up, no optimal rule
     let network = TrainConfig::default_for(setting("one_warehouse_lost").unwrap(), "gnn").unwrap();
+    let stores = network.setting.n_stores();
     let t = Trainer::new(network).unwrap();
-    assert!(
-        policy_picture(&t.config.setting, &t.policy, &t.params)
-            .unwrap()
-            .is_none()
-    );
+    let picture = policy_picture(&t.config.setting, &t.policy, &t.params)
+        .unwrap()
+        .expect("networks have a picture too");
+    let count = |kind| picture.states.iter().filter(|s| s.kind == kind).count();
+    let visited = PICTURE_SAMPLES * (PICTURE_PERIODS - PICTURE_WARM_UP);
+    assert_eq!(count(LocationKind::Store), visited * stores);
+    assert_eq!(count(LocationKind::Warehouse), visited);
+    assert_eq!(count(LocationKind::Echelon), 0);
+    assert!(picture.optimal.is_none() && picture.agreement().is_none());
+    for i in 0..stores {
+        assert_eq!(
+            picture
+                .states
+                .iter()
+                .filter(|s| s.kind == LocationKind::Store && s.index == i)
+                .count(),
+            visited
+        );
+    }
+    assert!(picture.states.iter().all(|s| s.order >= 0.0));
+    let svg = render_policy_picture("t", &picture).unwrap();
+    assert!(svg.contains("orders of the stores") && svg.contains("orders of the warehouses"));
+    assert!(svg.len() < 1_500_000, "{} bytes", svg.len());
 }
 
 #[test]
 fn agreement_counts_orders_within_half_a_unit_of_the_optimal() {
     let state = |order: f32, optimal: Option<f64>| VisitedState {
+        kind: LocationKind::Store,
+        index: 0,
         pipeline: vec![1.0, 2.0],
         order,
         optimal_order: optimal,
