@@ -25,7 +25,7 @@
 //! and the aggregation is one `BlockGather` node; both have hand-written backward passes checked
 //! by the gradient tests in `tests/gnn.rs`.
 
-use crate::allocation::PROPORTIONAL_EPS;
+use crate::allocation::{PROPORTIONAL_EPS, stock_at_least_zero};
 use crate::dense::{BlockIndex, DenseElu, PerBatchSize};
 use crate::error::PolicyError;
 use crate::mlp::{Activation, Mlp, MlpSpec, ParamNodes, mlp_tail};
@@ -801,6 +801,8 @@ impl GnnNet {
             let total = tape.segment_sum(q, bg.alloc_total.clone()); // (B·U, 1)
             let total = tape.add_scalar(total, PROPORTIONAL_EPS);
             let on_hand = self.upstream_on_hand(tape, obs);
+            // a stock rounding left a few ulps below 0 allocates nothing (see the allocation module)
+            let on_hand = stock_at_least_zero(tape, on_hand);
             let k = tape.div(on_hand, total);
             let k = if self.transshipment {
                 k
