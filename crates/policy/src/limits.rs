@@ -207,7 +207,12 @@ impl PolicySpec {
             }
             PolicySpec::DataDriven { hidden, .. } => {
                 let m = shape.n_sources();
-                let input = s * ls + w * lw + s * shape.past_demands + 2 * s + s * m;
+                let input = s * ls
+                    + w * lw
+                    + s * shape.past_demands
+                    + 2 * s
+                    + s * shape.calendar_features
+                    + s * m;
                 let output = if w == 0 { s } else { w + s * w };
                 mlp_parameters(input, hidden, output)
             }

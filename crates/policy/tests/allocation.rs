@@ -119,7 +119,11 @@ fn the_clamp_changes_nothing_for_a_stock_of_zero_or_more() {
             proportional_unclamped(&mut t, d, a)
         };
         // a loss with distinct weights per entry, so every partial shows
-        let w = t.constant(array![[1.0f32, -2.0, 0.5], [3.0, 1.0, -1.0], [0.25, 2.0, 1.5]]);
+        let w = t.constant(array![
+            [1.0f32, -2.0, 0.5],
+            [3.0, 1.0, -1.0],
+            [0.25, 2.0, 1.5]
+        ]);
         let yw = t.mul(y, w);
         let loss = t.sum_all(yw);
         let mut grads = hdpo_autodiff::ParamStore::new().zero_grads();
