@@ -231,7 +231,12 @@ impl PolicySpec {
             PolicySpec::Gnn { width, hidden, .. } => {
                 let width = *width;
                 let inventory = ls.max(lw).max(le);
-                let state = 2 + shape.past_demands.max(2);
+                let calendar = if shape.past_demands > 0 {
+                    shape.calendar_features
+                } else {
+                    0
+                };
+                let state = 2 + shape.past_demands.max(2) + calendar;
                 mlp_parameters(inventory + state, hidden, width)
                     + mlp_parameters(2 * width + 1, hidden, width)
                     + mlp_parameters(3 * width, hidden, width)

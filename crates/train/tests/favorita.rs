@@ -310,16 +310,21 @@ fn the_data_driven_net_trains_on_many_warehouses_without_negative_shipments() {
     assert_trains(&t, "data_driven, favorita_many_warehouses");
 }
 
-#[test]
-fn the_data_driven_net_reads_the_calendar_of_the_current_week() {
-    let s = setting("favorita_one_store").unwrap();
-    let config = TrainConfig::default_for(s.clone(), "data_driven").unwrap();
+/// The actions (store shipments, then warehouse orders) of `policy` (default configuration,
+/// untrained) on `setting` at period `t` of a dev batch from its initial state: with the batch's
+/// calendar, with every calendar value shifted by 100 days, and with the batch's calendar again.
+fn actions_with_and_without_shifted_calendar(
+    s: hdpo_sim::config::Setting,
+    policy: &str,
+    t: usize,
+) -> [Vec<f32>; 3] {
+    let config = TrainConfig::default_for(s.clone(), policy).unwrap();
     let trainer = Trainer::new(config).unwrap();
-    let sc = Scenario::generate(&s, Split::Dev)
+    let sc = Scenario::generate(&trainer.config.setting, Split::Dev)
         .unwrap()
-        .batch(&[3, 500, 4000])
+        .batch(&[3, 100, 200])
         .unwrap();
-    let act = |statics: &hdpo_sim::state::Statics, t: usize| {
+    let act = |statics: &hdpo_sim::state::Statics| {
         let mut tape = Tape::no_grad();
         let state = TapeState::from_state(&mut tape, &sc.initial);
         let past = tape.constant(past_demand_window(&sc.demand, &sc.history, t, 16));
@@ -331,13 +336,29 @@ fn the_data_driven_net_reads_the_calendar_of_the_current_week() {
             future_demand: None,
         };
         let out = trainer.policy.act(&mut tape, &trainer.params, &obs);
-        tape.value(out.store).clone()
+        let mut values = tape.value(out.store).iter().copied().collect::<Vec<f32>>();
+        if let Some(w) = out.warehouse {
+            values.extend(tape.value(w).iter().copied());
+        }
+        values
     };
-    let base = act(&sc.statics, 0);
-    // another value of the days from Christmas at the same period: other orders
     let mut shifted = sc.statics.clone();
     shifted.calendar = Arc::new(shifted.calendar.mapv(|d| d + 100.0));
-    assert_ne!(base, act(&shifted, 0));
-    // the same statics, the same orders
-    assert_eq!(base, act(&sc.statics, 0));
+    [act(&sc.statics), act(&shifted), act(&sc.statics)]
+}
+
+#[test]
+fn the_data_driven_net_and_the_gnn_read_the_calendar_of_the_current_week() {
+    let one_store = setting("favorita_one_store").unwrap();
+    let mut three = setting("favorita_one_warehouse").unwrap();
+    three.apply_override("n_stores", "3").unwrap();
+    // (the warehouse starts empty: the GNN's shipments are 0, its orders are not)
+    for (s, policy) in [(one_store, "data_driven"), (three, "gnn")] {
+        let [base, shifted, again] = actions_with_and_without_shifted_calendar(s, policy, 8);
+        assert!(base.iter().any(|&x| x > 0.0), "{policy}: {base:?}");
+        // another value of the days from Christmas at the same period: other orders
+        assert_ne!(base, shifted, "{policy}");
+        // the same statics, the same orders
+        assert_eq!(base, again, "{policy}");
+    }
 }
