@@ -6,8 +6,8 @@
 //! every key is docs/simulator.md §5.
 
 use hdpo_sim::config::Setting;
-use hdpo_sim::settings::setting;
-use std::path::Path;
+use hdpo_sim::settings::{repository_root, setting};
+use std::path::{Path, PathBuf};
 
 /// One comment line per key, by dotted path (`stores.lead_time`; `splits.*` for every split).
 const KEY_COMMENTS: &[(&str, &str)] = &[
@@ -86,6 +86,18 @@ const KEY_COMMENTS: &[(&str, &str)] = &[
     (
         "demand.negative",
         "data: a negative cell is an \"error\" or read as \"zero\"",
+    ),
+    (
+        "demand.stores",
+        "data: the file's stores are the network's (\"all\"), its first n_stores (\"first\"), or every series a one-store sample (\"as_samples\")",
+    ),
+    (
+        "demand.calendar.file",
+        "data: CSV of per-period features with a `period` column (relative to this file)",
+    ),
+    (
+        "demand.calendar.columns",
+        "data: the feature columns a policy sees for the current period (raw)",
     ),
     (
         "warehouses.holding_cost",
@@ -201,10 +213,36 @@ pub fn annotated(s: &Setting) -> Result<String, String> {
     Ok(out)
 }
 
-/// `hdpo settings --show NAME`: the embedded setting `name`, annotated.
+/// `hdpo settings --show NAME`: the embedded setting `name`, annotated. The data files of the
+/// embedded data settings (under the repository's `data/`) are written relative to
+/// `examples/settings/`, where the example files live, so that the output is the same on every
+/// machine and reads back from there as the embedded setting.
 pub fn show(name: &str) -> Result<String, String> {
-    let s = setting(name).map_err(|e| format!("--show: {e}"))?;
-    annotated(&s)
+    let mut s = setting(name).map_err(|e| format!("--show: {e}"))?;
+    let root = repository_root();
+    let mut relative = false;
+    let mut rewrite = |path: &mut PathBuf| {
+        if let Ok(inside) = path.strip_prefix(&root) {
+            *path = Path::new("../..").join(inside);
+            relative = true;
+        }
+    };
+    if let Some(file) = &mut s.demand.file {
+        rewrite(file);
+    }
+    if let Some(calendar) = &mut s.demand.calendar {
+        rewrite(&mut calendar.file);
+    }
+    let text = annotated(&s)?;
+    if !relative {
+        return Ok(text);
+    }
+    let note = "# Its data files are given relative to examples/settings/ of the repository, where \
+                this file is kept;\n# elsewhere, edit demand.file and demand.calendar.file.\n";
+    Ok(match text.find("\n\n") {
+        Some(i) => format!("{}\n{note}{}", &text[..i], &text[i + 1..]),
+        None => format!("{note}{text}"),
+    })
 }
 
 /// The setting of a command: the embedded one named `name`, or the setting file `file` when

@@ -25,7 +25,7 @@
 //! and the aggregation is one `BlockGather` node; both have hand-written backward passes checked
 //! by the gradient tests in `tests/gnn.rs`.
 
-use crate::allocation::PROPORTIONAL_EPS;
+use crate::allocation::{PROPORTIONAL_EPS, stock_at_least_zero};
 use crate::dense::{BlockIndex, DenseElu, PerBatchSize};
 use crate::error::PolicyError;
 use crate::mlp::{Activation, Mlp, MlpSpec, ParamNodes, mlp_tail};
@@ -528,6 +528,9 @@ pub struct GnnNet {
     echelon_pipeline: usize,
     /// Past demands shown to the store nodes instead of mean/std (`P > 0`).
     past_demands: usize,
+    /// Calendar features of the current period appended to the store state after the past
+    /// demands (`C`, only with `P > 0`: the reference's `days_from_christmas`).
+    calendar_features: usize,
     /// Inventory part width (max pipeline length over node types).
     inventory_width: usize,
     /// State part width (max state length over node types).
@@ -608,8 +611,10 @@ impl GnnNet {
         if e > 0 {
             inventory_width = inventory_width.max(shape.echelon_pipeline);
         }
-        // store state [h, p, mean, std] or [h, p, past demands]; warehouse [h, edge cost]; echelon [h]
-        let state_width = 2 + if p > 0 { p } else { 2 };
+        // store state [h, p, mean, std] or [h, p, past demands, calendar]; warehouse [h, edge
+        // cost]; echelon [h]
+        let calendar_features = if p > 0 { shape.calendar_features } else { 0 };
+        let state_width = 2 + if p > 0 { p + calendar_features } else { 2 };
         let width = *width;
         let mlp = |input, output, out_act| MlpSpec {
             input,
@@ -648,6 +653,7 @@ impl GnnNet {
             warehouse_pipeline: shape.warehouse_pipeline,
             echelon_pipeline: shape.echelon_pipeline,
             past_demands: p,
+            calendar_features,
             inventory_width,
             state_width,
             demand_scaling: *demand_scaling,
@@ -681,6 +687,9 @@ impl GnnNet {
         );
         if self.past_demands > 0 {
             f.push(Feature::PastDemands);
+            if self.calendar_features > 0 {
+                f.push(Feature::Calendar);
+            }
         } else {
             f.extend(
                 [StaticFeature::Mean, StaticFeature::Std]
@@ -801,6 +810,8 @@ impl GnnNet {
             let total = tape.segment_sum(q, bg.alloc_total.clone()); // (B·U, 1)
             let total = tape.add_scalar(total, PROPORTIONAL_EPS);
             let on_hand = self.upstream_on_hand(tape, obs);
+            // a stock rounding left a few ulps below 0 allocates nothing (see the allocation module)
+            let on_hand = stock_at_least_zero(tape, on_hand);
             let k = tape.div(on_hand, total);
             let k = if self.transshipment {
                 k
@@ -941,7 +952,21 @@ impl GnnNet {
                 .past_demands
                 .expect("gnn: the setting shows past demands, the observation must carry them");
             let past = scaled(tape, past, |sc| &sc.store);
-            tape.concat_cols(&[store_pipeline, c, past])
+            match self.calendar_features {
+                0 => tape.concat_cols(&[store_pipeline, c, past]),
+                // the current period's calendar features, raw, the same for every store
+                n => {
+                    let row = st
+                        .calendar_at(obs.period)
+                        .expect("gnn: the setting has a calendar, the statics must carry it");
+                    let mut cal = tape.take_buffer(b * s, n);
+                    for mut line in cal.rows_mut() {
+                        line.assign(&row);
+                    }
+                    let cal = tape.constant(cal);
+                    tape.concat_cols(&[store_pipeline, c, past, cal])
+                }
+            }
         } else {
             let c = constant_block(tape, b * s, self.store_pipeline, &|r, out| {
                 let (mean, std) = store_mean(r);

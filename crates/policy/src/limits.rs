@@ -207,7 +207,12 @@ impl PolicySpec {
             }
             PolicySpec::DataDriven { hidden, .. } => {
                 let m = shape.n_sources();
-                let input = s * ls + w * lw + s * shape.past_demands + 2 * s + s * m;
+                let input = s * ls
+                    + w * lw
+                    + s * shape.past_demands
+                    + 2 * s
+                    + s * shape.calendar_features
+                    + s * m;
                 let output = if w == 0 { s } else { w + s * w };
                 mlp_parameters(input, hidden, output)
             }
@@ -226,7 +231,12 @@ impl PolicySpec {
             PolicySpec::Gnn { width, hidden, .. } => {
                 let width = *width;
                 let inventory = ls.max(lw).max(le);
-                let state = 2 + shape.past_demands.max(2);
+                let calendar = if shape.past_demands > 0 {
+                    shape.calendar_features
+                } else {
+                    0
+                };
+                let state = 2 + shape.past_demands.max(2) + calendar;
                 mlp_parameters(inventory + state, hidden, width)
                     + mlp_parameters(2 * width + 1, hidden, width)
                     + mlp_parameters(3 * width, hidden, width)

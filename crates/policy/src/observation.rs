@@ -48,6 +48,20 @@ impl TapeObservation<'_> {
         tape.constant_from(col.insert_axis(Axis(1)))
     }
 
+    /// The calendar features of the current period repeated for every store, `(B, S·C)` (row
+    /// `b`: store 0's `C` features, then store 1's, …), or `None` without a calendar.
+    pub fn calendar_per_store(&self, tape: &mut Tape) -> Option<Var> {
+        let row = self.statics.calendar_at(self.period)?;
+        let (b, s, c) = (self.n_samples(), self.statics.n_stores, row.len());
+        let mut out = tape.take_buffer(b, s * c);
+        for mut line in out.rows_mut() {
+            for (k, x) in line.iter_mut().enumerate() {
+                *x = row[k % c];
+            }
+        }
+        Some(tape.constant(out))
+    }
+
     /// On-hand of each warehouse, `(B·W, 1)`.
     pub fn warehouse_on_hand(&self, tape: &mut Tape) -> Option<Var> {
         self.state.warehouse.map(|w| tape.column(w, 0))
@@ -126,8 +140,14 @@ pub enum Feature {
     NetworkConstants,
     /// The last `P` demands.
     PastDemands,
+    /// The calendar features of the current period (`demand.calendar`).
+    Calendar,
     /// Future demand: non-admissible.
     FutureDemand,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The shape of the network a policy is built for, derived from a [`Setting`].
@@ -152,6 +172,9 @@ pub struct NetworkShape {
     pub upper_bound: f32,
     /// Past demands shown, `P`.
     pub past_demands: usize,
+    /// Calendar features per period `C` (`demand.calendar`; 0 without a calendar).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub calendar_features: usize,
     /// Static features the setting exposes.
     pub static_features: Vec<StaticFeature>,
     /// Lost or backlogged demand.
@@ -174,6 +197,7 @@ impl NetworkShape {
             adjacency: instance.adjacency.clone(),
             upper_bound: setting.warehouse_upper_bound()? as f32,
             past_demands: setting.observation.past_demands,
+            calendar_features: instance.calendar.as_ref().map_or(0, |c| c.columns().len()),
             static_features: setting.observation.static_features.clone(),
             unmet_demand: instance.unmet_demand,
             objective: instance.objective,

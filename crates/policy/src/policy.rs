@@ -245,6 +245,7 @@ impl Policy {
                     + w * shape.warehouse_pipeline
                     + s * shape.past_demands
                     + 2 * s
+                    + s * shape.calendar_features
                     + s * m;
                 let output = if w == 0 { s } else { w + s * w };
                 let mut spec = elu_mlp(input, hidden, output, *activation);
@@ -296,6 +297,9 @@ impl Policy {
                     StaticFeature::HoldingCost,
                     StaticFeature::LeadTime,
                 ]));
+                if self.shape.calendar_features > 0 {
+                    f.push(Calendar);
+                }
                 f
             }
             Net::JustInTime => {
@@ -644,6 +648,13 @@ impl Policy {
         for f in [StaticFeature::UnderageCost, StaticFeature::HoldingCost] {
             let col = obs.store_column(tape, f);
             inputs.push(tape.reshape(col, b, s));
+        }
+        // the calendar of the current period (raw, as the reference's days from Christmas), in
+        // the reference's place: after the costs, before the lead times
+        if sh.calendar_features > 0
+            && let Some(calendar) = obs.calendar_per_store(tape)
+        {
+            inputs.push(calendar);
         }
         let lt = obs.store_column(tape, StaticFeature::LeadTime);
         inputs.push(tape.reshape(lt, b, s * sh.n_sources()));

@@ -193,6 +193,11 @@ impl SavedPolicy {
             a.past_demands.to_string(),
             shape.past_demands.to_string(),
         );
+        cmp(
+            "calendar features",
+            a.calendar_features.to_string(),
+            shape.calendar_features.to_string(),
+        );
         if !diffs.is_empty() {
             return Err(PolicyError::File(format!(
                 "policy trained on `{}` does not fit setting `{}`: {}",

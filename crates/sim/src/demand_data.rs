@@ -46,6 +46,21 @@ pub enum NegativeDemand {
     Zero,
 }
 
+/// Which of a demand file's stores make the network's stores (`demand.stores`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataStores {
+    /// Every store of the file is a store of the network: the counts must agree (default).
+    #[default]
+    All,
+    /// The file's first `network.n_stores` stores (stores 0 … S − 1), e.g. the first 5 of 21.
+    First,
+    /// Every (sample, store) series of the file is a sample of its own with one store: a file of
+    /// `N` samples × `S` stores gives `N·S` one-store samples, sample `k` = file sample `k / S`,
+    /// store `k mod S` (the file's row order).
+    AsSamples,
+}
+
 /// Why a demand data file cannot be used. `line` is the 1-based line of the file (the header is
 /// line 1), when the defect has one.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +100,14 @@ type CacheKey = (PathBuf, DataFormat, NegativeDemand, u64, Option<SystemTime>);
 
 fn cache() -> &'static Mutex<HashMap<CacheKey, Arc<DemandData>>> {
     static CACHE: OnceLock<Mutex<HashMap<CacheKey, Arc<DemandData>>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The cache of selections ([`DemandData::load_selected`]).
+type SelectedCache = HashMap<(CacheKey, DataStores, usize), Arc<DemandData>>;
+
+fn selected_cache() -> &'static Mutex<SelectedCache> {
+    static CACHE: OnceLock<Mutex<SelectedCache>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
@@ -154,6 +177,76 @@ impl DemandData {
     /// Periods `T` in the file.
     pub fn n_periods(&self) -> usize {
         self.n_periods
+    }
+
+    /// The series seen as `stores` selects them for a network of `n_stores` stores
+    /// ([`DataStores`]); `None` when the file cannot give them (more stores than it has, or
+    /// [`DataStores::AsSamples`] for more than one store, or `All` with a different count).
+    pub fn select(&self, stores: DataStores, n_stores: usize) -> Option<DemandData> {
+        match stores {
+            DataStores::All => (n_stores == self.n_stores).then(|| self.clone()),
+            DataStores::First => (n_stores <= self.n_stores && n_stores > 0).then(|| {
+                let mut values = Vec::with_capacity(self.n_samples * n_stores * self.n_periods);
+                for sample in 0..self.n_samples {
+                    for store in 0..n_stores {
+                        values.extend_from_slice(self.series(sample, store));
+                    }
+                }
+                DemandData {
+                    n_samples: self.n_samples,
+                    n_stores,
+                    n_periods: self.n_periods,
+                    values,
+                    negatives: self.negatives,
+                }
+            }),
+            // the values are already in (sample·S + store)·T + period order
+            DataStores::AsSamples => (n_stores == 1).then(|| DemandData {
+                n_samples: self.n_samples * self.n_stores,
+                n_stores: 1,
+                n_periods: self.n_periods,
+                values: self.values.clone(),
+                negatives: self.negatives,
+            }),
+        }
+    }
+
+    /// [`DemandData::load`], then [`DemandData::select`], the selection kept in the same cache;
+    /// `Ok(None)` when the file cannot give the selection.
+    pub fn load_selected(
+        path: &Path,
+        format: DataFormat,
+        negative: NegativeDemand,
+        stores: DataStores,
+        n_stores: usize,
+    ) -> Result<Option<Arc<DemandData>>, DataFileError> {
+        let data = DemandData::load(path, format, negative)?;
+        if stores == DataStores::All {
+            return Ok((data.n_stores == n_stores).then_some(data));
+        }
+        let meta = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
+        let key = (
+            path.to_path_buf(),
+            format,
+            negative,
+            meta.len(),
+            meta.modified().ok(),
+        );
+        let selected_key = (key, stores, n_stores);
+        if let Some(data) = selected_cache()
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&selected_key).cloned())
+        {
+            return Ok(Some(data));
+        }
+        let Some(selected) = data.select(stores, n_stores).map(Arc::new) else {
+            return Ok(None);
+        };
+        if let Ok(mut c) = selected_cache().lock() {
+            c.insert(selected_key, Arc::clone(&selected));
+        }
+        Ok(Some(selected))
     }
 
     /// Negative cells read as zero (with [`NegativeDemand::Zero`]).

@@ -722,7 +722,12 @@ impl CustomOp for Ration {
                 } else {
                     let s = s as usize;
                     let (a, t) = (supply[s * l], total[s]);
-                    (a / t) * gi - (a / (t * t)) * gq_dot[s]
+                    // a / t² — as (a / t) / t when t² falls below f32's normal range (a total
+                    // of a few ulps of stock, e.g. 1e-25, left by rounding): a / (t·t) would be
+                    // a / 0 = ∞ there; elsewhere the same expression as ever, bit for bit
+                    let t2 = t * t;
+                    let a_over_t2 = if t2.is_normal() { a / t2 } else { (a / t) / t };
+                    (a / t) * gi - a_over_t2 * gq_dot[s]
                 };
                 mode.put(d, v);
             }

@@ -348,6 +348,8 @@ pub struct ScenarioGenerator {
     range_start: usize,
     /// Periods of history before period 0 (`demand.past_periods` for data demand, else 0).
     history_periods: usize,
+    /// Calendar features of the split's periods `(T, C)` (`(0, 0)` without a calendar).
+    calendar: Arc<Array2<f32>>,
 }
 
 impl ScenarioGenerator {
@@ -356,6 +358,14 @@ impl ScenarioGenerator {
         let instance = setting.instance()?;
         let model = DemandModel::new(&instance)?;
         let sizes = setting.split(split);
+        let range_start = sizes.periods_range.map_or(0, |[start, _]| start);
+        let history_periods = setting.history_periods();
+        // the policy sees period t's features: file period start + past + t
+        let first = range_start + history_periods;
+        let calendar = Arc::new(match &instance.calendar {
+            Some(c) => c.window(first..first + sizes.periods),
+            None => Array2::zeros((0, 0)),
+        });
         Ok(ScenarioGenerator {
             instance,
             model,
@@ -364,8 +374,9 @@ impl ScenarioGenerator {
             n_samples: sizes.n_samples,
             periods: sizes.periods,
             ignore_periods: sizes.ignore_periods,
-            range_start: sizes.periods_range.map_or(0, |[start, _]| start),
-            history_periods: setting.history_periods(),
+            range_start,
+            history_periods,
+            calendar,
         })
     }
 
@@ -498,6 +509,7 @@ impl ScenarioGenerator {
             echelon_holding_cost: to_f32(&inst.echelon_holding_cost),
             echelon_lead_time: inst.echelon_lead_time.clone(),
             adjacency,
+            calendar: Arc::clone(&self.calendar),
         }
     }
 

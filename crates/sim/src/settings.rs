@@ -1,10 +1,16 @@
-//! The embedded synthetic settings of the reference (spec §2.2, sizes from §6.1), written as
-//! TOML so they double as examples of the schema. [`list_settings`] names them,
-//! [`setting`] returns one (validated), [`serial_system`] builds the serial chain with 3–7
-//! locations. Seeds are ours (each split its own); the instances (costs, lead times, demand
-//! parameters) are the reference's.
+//! The embedded settings of the reference (spec §2.2, sizes from §6.1), written as TOML so they
+//! double as examples of the schema. [`list_settings`] names them, [`setting`] returns one
+//! (validated), [`serial_system`] builds the serial chain with 3–7 locations. Seeds are ours (each
+//! split its own); the instances (costs, lead times, demand parameters) are the reference's.
+//!
+//! The Favorita settings (`favorita_one_store`, `favorita_one_warehouse`,
+//! `favorita_many_warehouses`, spec §2.2, §3.5, published results §6–7) read the weekly sales and
+//! calendar of `data/favorita_21_stores/`, by paths relative to the repository root
+//! ([`repository_root`]); [`favorita_many_warehouses`] builds 2–5 warehouses.
 
-use crate::config::{ConfigError, EchelonParams, Setting};
+use std::path::{Path, PathBuf};
+
+use crate::config::{ConfigError, EchelonParams, Setting, normalize_lexically};
 
 /// Name and one-line description of an embedded setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -309,6 +315,143 @@ inventory_periods = 3
 static_features = ["mean", "std"]
 "#;
 
+/// Sizes of the Favorita settings: 288 products, the reference's weeks and warm-up (spec §2.2,
+/// §3.5): each split's range starts with 16 observed weeks, then 95 / 37 / 37 simulated weeks of
+/// which the first 16 are warm-up from empty pipelines.
+const SIZES_FAVORITA_NETWORK: &str = r#"
+[splits.train]
+n_samples = 288
+batch_size = 72
+periods = 95
+ignore_periods = 16
+periods_range = [0, 111]
+
+[splits.dev]
+n_samples = 288
+batch_size = 288
+periods = 37
+ignore_periods = 16
+periods_range = [88, 141]
+
+[splits.test]
+n_samples = 288
+batch_size = 288
+periods = 37
+ignore_periods = 16
+periods_range = [118, 171]
+"#;
+
+/// The one-store Favorita sizes: the 6,048 (product, store) series.
+const SIZES_FAVORITA_ONE_STORE: &str = r#"
+[splits.train]
+n_samples = 6048
+batch_size = 1512
+periods = 95
+ignore_periods = 16
+periods_range = [0, 111]
+
+[splits.dev]
+n_samples = 6048
+batch_size = 6048
+periods = 37
+ignore_periods = 16
+periods_range = [88, 141]
+
+[splits.test]
+n_samples = 6048
+batch_size = 6048
+periods = 37
+ignore_periods = 16
+periods_range = [118, 171]
+"#;
+
+/// The Favorita demand table, shared by the three Favorita settings (paths relative to the
+/// repository root, see [`repository_root`]). `{stores}` is replaced by the store selection.
+const FAVORITA_DEMAND: &str = r#"
+[demand]
+distribution = "data"
+file = "data/favorita_21_stores/weekly_sales_wide.csv"
+format = "wide"
+past_periods = 16
+negative = "zero"
+stores = "{stores}"
+
+[demand.calendar]
+file = "data/favorita_21_stores/dates_with_info.csv"
+columns = ["days_from_christmas"]
+
+[initial_inventory]
+rule = "zero"
+inventory_periods = 6
+
+[observation]
+static_features = ["holding_cost", "underage_cost", "lead_time"]
+past_demands = 16
+"#;
+
+const FAVORITA_ONE_STORE: &str = r#"
+name = "favorita_one_store"
+description = "Favorita weekly sales, each of the 6,048 (product, store) series a one-store sample; lost sales, profit; L ~ U{4, 5, 6} and p ~ U[6.3, 11.7] per sample, h = 1"
+unmet_demand = "lost"
+objective = "profit"
+
+[network]
+n_stores = 1
+n_warehouses = 0
+
+[stores]
+holding_cost = 1.0
+underage_cost = { sample = "per_sample", range = [6.3, 11.7], seed = 28 }
+lead_time = { sample = "per_sample", range = [4, 7], seed = 41 }
+"#;
+
+const FAVORITA_ONE_WAREHOUSE: &str = r#"
+name = "favorita_one_warehouse"
+description = "Favorita weekly sales of 288 products at the first 5 of 21 stores (n_stores = 1 … 21) behind one warehouse; lost sales, profit; h ~ U[0.7, 1.3], p ~ U[6.3, 11.7], L ~ U{4, 5, 6} per store; warehouse h 0.3, L 3, edge cost 0.5"
+unmet_demand = "lost"
+objective = "profit"
+
+[network]
+n_stores = 5
+n_warehouses = 1
+
+[stores]
+holding_cost = { sample = "per_store", range = [0.7, 1.3] }
+underage_cost = { sample = "per_store", range = [6.3, 11.7] }
+lead_time = { sample = "per_store", range = [4, 7] }
+
+[warehouses]
+holding_cost = 0.3
+lead_time = 3
+edge_cost = 0.5
+"#;
+
+const FAVORITA_MANY_WAREHOUSES: &str = r#"
+name = "favorita_many_warehouses"
+description = "Favorita weekly sales of 288 products at 21 stores, 3 warehouses with the reference's adjacency and store lead times (favorita_many_warehouses_2, _4, _5 for 2, 4, 5); lost sales, profit; h ~ U[0.7, 1.3], p ~ U[6.3, 11.7] per store"
+unmet_demand = "lost"
+objective = "profit"
+
+[network]
+n_stores = 21
+n_warehouses = 3
+adjacency = [
+    [1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1],
+    [1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1],
+    [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+]
+
+[stores]
+holding_cost = { sample = "per_store", range = [0.7, 1.3] }
+underage_cost = { sample = "per_store", range = [6.3, 11.7] }
+lead_time = [[6, 1, 5], [6, 1, 5], [6, 1, 5], [0, 1, 5], [6, 1, 4], [5, 0, 6], [5, 2, 5], [5, 2, 5], [5, 1, 5], [5, 2, 5], [5, 0, 5], [5, 0, 0], [5, 0, 5], [5, 0, 6], [0, 1, 5], [6, 1, 5], [6, 1, 5], [6, 1, 5], [6, 1, 5], [5, 1, 4], [5, 2, 5]]
+
+[warehouses]
+holding_cost = [0.3, 0.4, 0.2]
+lead_time = 3
+edge_cost = [0.5, 1.5, 0.7]
+"#;
+
 /// The embedded settings: name, description, TOML body, split sizes.
 const EMBEDDED: &[(&str, &str, &str, &str)] = &[
     (
@@ -353,7 +496,51 @@ const EMBEDDED: &[(&str, &str, &str, &str)] = &[
         IDENTICAL_STORES_LOST,
         SIZES_WAREHOUSE,
     ),
+    (
+        "favorita_one_store",
+        "Favorita weekly sales: 6,048 (product, store) series as one-store samples, lost sales, profit, L~U{4,5,6}, p~U[6.3,11.7] per sample",
+        FAVORITA_ONE_STORE,
+        SIZES_FAVORITA_ONE_STORE,
+    ),
+    (
+        "favorita_one_warehouse",
+        "Favorita weekly sales, 288 products, 1 warehouse + the first 5 stores (n_stores=1…21), lost sales, profit",
+        FAVORITA_ONE_WAREHOUSE,
+        SIZES_FAVORITA_NETWORK,
+    ),
+    (
+        "favorita_many_warehouses",
+        "Favorita weekly sales, 288 products, 21 stores, 3 warehouses of the reference (favorita_many_warehouses_2, _4, _5 for 2, 4, 5), lost sales, profit",
+        FAVORITA_MANY_WAREHOUSES,
+        SIZES_FAVORITA_NETWORK,
+    ),
 ];
+
+/// The store selection (`demand.stores`) of each Favorita setting.
+fn favorita_stores(name: &str) -> Option<&'static str> {
+    match name {
+        "favorita_one_store" => Some("as_samples"),
+        "favorita_one_warehouse" => Some("first"),
+        "favorita_many_warehouses" => Some("all"),
+        _ => None,
+    }
+}
+
+/// The root of the repository this crate was built from (`crates/sim/../..`): relative data paths
+/// of the embedded settings (`data/favorita_21_stores/…`) are resolved against it, so they work
+/// whatever the working directory (the repository root, a crate's tests).
+pub fn repository_root() -> PathBuf {
+    normalize_lexically(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}
+
+/// Parses an embedded setting, resolves its data paths against [`repository_root`], validates.
+fn embedded(text: &str) -> Result<Setting, ConfigError> {
+    let mut setting: Setting =
+        toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+    setting.resolve_data_paths(&repository_root());
+    setting.validate()?;
+    Ok(setting)
+}
 
 /// Extra-echelon lead times of the serial chain (most upstream first), for up to 5 echelons.
 const SERIAL_ECHELON_LEAD_TIMES: [f64; 5] = [2.0, 4.0, 1.0, 3.0, 2.0];
@@ -382,16 +569,157 @@ pub fn setting(name: &str) -> Result<Setting, ConfigError> {
     {
         return many_warehouses(w, st);
     }
+    if let Some(w) = name.strip_prefix("favorita_many_warehouses_")
+        && let Ok(w) = w.parse::<usize>()
+    {
+        return favorita_many_warehouses(w);
+    }
     let Some(&(_, _, body, sizes)) = EMBEDDED.iter().find(|entry| entry.0 == name) else {
         let mut valid: Vec<&str> = EMBEDDED.iter().map(|entry| entry.0).collect();
         valid.push("serial_system_3 … serial_system_7");
         valid.push("many_warehouses_lost_3x20, _4x30, _5x40, _6x50");
+        valid.push("favorita_many_warehouses_2 … favorita_many_warehouses_5");
         return Err(ConfigError::UnknownSetting {
             name: name.to_string(),
             valid: valid.join(", "),
         });
     };
-    Setting::from_toml_str(&format!("{body}\n{sizes}\n{SEEDS}"))
+    match favorita_stores(name) {
+        Some(stores) => embedded(&format!(
+            "{body}\n{}\n{sizes}\n{SEEDS}",
+            FAVORITA_DEMAND.replace("{stores}", stores)
+        )),
+        None => embedded(&format!("{body}\n{sizes}\n{SEEDS}")),
+    }
+}
+
+/// The reference's Favorita topology (`data/favorita_21_stores/`): `W × S` adjacency of its
+/// three warehouses and 21 stores.
+const FAVORITA_ADJACENCY: [[u8; 21]; 3] = [
+    [
+        1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1,
+    ],
+    [
+        1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1,
+    ],
+    [
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ],
+];
+
+/// The reference's store-from-warehouse lead times, `S × W` (listed for every pair, edges or not).
+const FAVORITA_LEAD_TIMES: [[u32; 3]; 21] = [
+    [6, 1, 5],
+    [6, 1, 5],
+    [6, 1, 5],
+    [6, 1, 5],
+    [6, 1, 4],
+    [5, 2, 6],
+    [5, 2, 5],
+    [5, 2, 5],
+    [5, 1, 5],
+    [5, 2, 5],
+    [5, 2, 5],
+    [5, 2, 6],
+    [5, 2, 5],
+    [5, 2, 6],
+    [6, 1, 5],
+    [6, 1, 5],
+    [6, 1, 5],
+    [6, 1, 5],
+    [6, 1, 5],
+    [5, 1, 4],
+    [5, 2, 5],
+];
+
+/// Holding costs of the reference's three Favorita warehouses.
+const FAVORITA_WAREHOUSE_HOLDING: [f64; 3] = [0.3, 0.4, 0.2];
+/// Edge (procurement) costs of the reference's three Favorita warehouses.
+const FAVORITA_WAREHOUSE_EDGE_COST: [f64; 3] = [0.5, 1.5, 0.7];
+
+/// The Favorita network with `n_warehouses` warehouses, its `S × W` store lead times (0 on
+/// non-edges) and per-warehouse holding and edge costs. Warehouse `w = 3k + j` is the reference's
+/// warehouse `j` with its stores shifted by `7k`: it ships to store `s` when the reference's
+/// warehouse `j` ships to store `(s + 7k) mod 21`, with that store's lead time, and has warehouse
+/// `j`'s costs. So 3 warehouses are the reference's network, 2 its first two warehouses, and 4 and
+/// 5 add copies of warehouses 0 and 1 serving a shifted set of stores (docs/simulator.md).
+pub fn favorita_warehouses(n_warehouses: usize) -> (Vec<Vec<u32>>, Vec<f64>, Vec<f64>) {
+    let s = FAVORITA_LEAD_TIMES.len();
+    let lead_times = (0..s)
+        .map(|st| {
+            (0..n_warehouses)
+                .map(|w| {
+                    let (k, j) = (w / 3, w % 3);
+                    let source = (st + 7 * k) % s;
+                    if FAVORITA_ADJACENCY[j][source] == 1 {
+                        FAVORITA_LEAD_TIMES[source][j]
+                    } else {
+                        0
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let per_warehouse = |values: [f64; 3]| {
+        (0..n_warehouses)
+            .map(|w| values[w % 3])
+            .collect::<Vec<f64>>()
+    };
+    (
+        lead_times,
+        per_warehouse(FAVORITA_WAREHOUSE_HOLDING),
+        per_warehouse(FAVORITA_WAREHOUSE_EDGE_COST),
+    )
+}
+
+/// `favorita_many_warehouses` with `n_warehouses` ∈ 2..=5 warehouses ([`favorita_warehouses`]);
+/// 3 is the embedded setting itself.
+pub fn favorita_many_warehouses(n_warehouses: usize) -> Result<Setting, ConfigError> {
+    if !(2..=5).contains(&n_warehouses) {
+        return Err(ConfigError::Invalid {
+            field: "favorita_many_warehouses size".to_string(),
+            message: format!("is {n_warehouses} warehouses; allowed: 2, 3, 4, 5"),
+        });
+    }
+    let mut setting = setting("favorita_many_warehouses")?;
+    if n_warehouses == 3 {
+        return Ok(setting);
+    }
+    let (lead_times, holding, edge) = favorita_warehouses(n_warehouses);
+    let list = |values: Vec<String>| format!("[{}]", values.join(", "));
+    let adjacency = list(
+        (0..n_warehouses)
+            .map(|w| {
+                list(
+                    lead_times
+                        .iter()
+                        .map(|row| u8::from(row[w] > 0).to_string())
+                        .collect(),
+                )
+            })
+            .collect(),
+    );
+    let store_lead_times = list(
+        lead_times
+            .iter()
+            .map(|row| list(row.iter().map(|l| l.to_string()).collect()))
+            .collect(),
+    );
+    let numbers = |v: Vec<f64>| list(v.iter().map(|x| format!("{x:.1}")).collect());
+    setting.apply_overrides([
+        format!("network.n_warehouses={n_warehouses}"),
+        format!("network.adjacency={adjacency}"),
+        format!("stores.lead_time={store_lead_times}"),
+        format!("warehouses.holding_cost={}", numbers(holding)),
+        format!("warehouses.edge_cost={}", numbers(edge)),
+    ])?;
+    setting.name = format!("favorita_many_warehouses_{n_warehouses}");
+    setting.description = format!(
+        "Favorita weekly sales of 288 products at 21 stores, {n_warehouses} warehouses (the \
+         reference's three, extended by store shifts: docs/simulator.md); lost sales, profit; \
+         h ~ U[0.7, 1.3], p ~ U[6.3, 11.7] per store"
+    );
+    Ok(setting)
 }
 
 /// The serial chain with `n_locations` ∈ 3..=7 locations (store, warehouse and

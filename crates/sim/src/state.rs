@@ -7,7 +7,8 @@
 //! Pipeline column 0 is the on-hand quantity now (it already contains this period's arrival);
 //! column `k ≥ 1` is what arrives `k` periods from now. All quantities are `f32`.
 
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2, ArrayView1, Axis};
+use std::sync::Arc;
 
 use crate::config::{Objective, PipelineLengths, UnmetDemand};
 
@@ -167,6 +168,9 @@ pub struct Statics {
     pub echelon_lead_time: Vec<u32>,
     /// `(W, S)`: `true` where warehouse `w` can ship to store `s`.
     pub adjacency: Array2<bool>,
+    /// Calendar features of the split's periods, `(T, C)`: row `t` = period `t` (shared by all
+    /// samples); `(0, 0)` without a calendar (`demand.calendar`). See [`Statics::calendar_at`].
+    pub calendar: Arc<Array2<f32>>,
 }
 
 impl Statics {
@@ -193,6 +197,18 @@ impl Statics {
             Some(shortest) => periods.saturating_sub(shortest as usize),
             None => periods,
         }
+    }
+
+    /// Calendar features `C` per period (0 without a calendar).
+    pub fn n_calendar_features(&self) -> usize {
+        self.calendar.ncols()
+    }
+
+    /// The calendar features of period `t` (`C` values; periods past the table read its last
+    /// row); `None` without a calendar.
+    pub fn calendar_at(&self, t: usize) -> Option<ArrayView1<'_, f32>> {
+        let rows = self.calendar.nrows();
+        (self.calendar.ncols() > 0 && rows > 0).then(|| self.calendar.row(t.min(rows - 1)))
     }
 
     /// The statics of the given samples, in the given order (a batch gather).
@@ -230,6 +246,7 @@ impl Statics {
             echelon_holding_cost: self.echelon_holding_cost.clone(),
             echelon_lead_time: self.echelon_lead_time.clone(),
             adjacency: self.adjacency.clone(),
+            calendar: Arc::clone(&self.calendar),
         }
     }
 }

@@ -76,6 +76,9 @@ fn every_embedded_setting_validates_and_round_trips() {
             "transshipment_backlogged",
             "many_warehouses_lost",
             "identical_stores_lost",
+            "favorita_one_store",
+            "favorita_one_warehouse",
+            "favorita_many_warehouses",
         ]
     );
     for info in list_settings() {

@@ -121,6 +121,7 @@ fn load_cases() -> Vec<Case> {
                 .map(|&x| x as u32)
                 .collect(),
             adjacency,
+            calendar: Default::default(),
         };
         let state = State {
             store: rows3(&inputs["initial_inventories"]),

@@ -197,12 +197,15 @@ impl<'a> PolicyEvaluator<'a> {
     }
 
     /// True when the policy's actions for a sample depend only on that sample's pipelines and
-    /// static features — not on past or future demand (which the memo key does not hold).
+    /// static features — not on past or future demand or the calendar (which the memo key does not
+    /// hold).
     pub fn memo_applies(policy: &Policy) -> bool {
-        !policy
-            .features()
-            .iter()
-            .any(|f| matches!(f, Feature::PastDemands | Feature::FutureDemand))
+        !policy.features().iter().any(|f| {
+            matches!(
+                f,
+                Feature::PastDemands | Feature::FutureDemand | Feature::Calendar
+            )
+        })
     }
 
     /// Whether this evaluator memoises actions.

@@ -48,6 +48,7 @@ fn one_store_shape() -> NetworkShape {
         adjacency: vec![],
         upper_bound: 20.0,
         past_demands: 0,
+        calendar_features: 0,
         static_features: vec![],
         unmet_demand: UnmetDemand::Lost,
         objective: Objective::Cost,
@@ -106,6 +107,7 @@ fn statics(n: usize, lead_time: u32) -> Statics {
         echelon_holding_cost: vec![],
         echelon_lead_time: vec![],
         adjacency: Array2::from_elem((0, 1), false),
+        calendar: Default::default(),
     }
 }
 

@@ -11,6 +11,7 @@ use hdpo_sim::scenario::ScenarioGenerator;
 use hdpo_sim::settings::list_settings;
 use hdpo_sim::state::Actions;
 use hdpo_train::TrainConfig;
+use hdpo_train::rollout::past_demand_window;
 use ndarray::{Array2, s};
 use rand::SeedableRng;
 
@@ -60,6 +61,24 @@ const SUPPORT: &[(&str, [bool; 10])] = &[
             true, true, true, false, false, false, false, true, false, true,
         ],
     ),
+    (
+        "favorita_one_store",
+        [
+            true, true, true, false, false, false, false, true, true, true,
+        ],
+    ),
+    (
+        "favorita_one_warehouse",
+        [
+            false, false, false, false, false, true, true, true, true, false,
+        ],
+    ),
+    (
+        "favorita_many_warehouses",
+        [
+            false, false, false, false, false, true, false, true, true, false,
+        ],
+    ),
 ];
 
 #[test]
@@ -97,16 +116,20 @@ fn support_matrix_matches_the_documentation_and_actions_are_feasible() {
             // a few periods on the tape: the step validates every action
             let sc = ScenarioGenerator::new(&config.setting, Split::Train)
                 .unwrap()
-                .generate(0..6, 8);
+                .generate(0..6, 12); // 4 periods stepped + an oracle's look-ahead of up to 6 + 1
             let dynamics = TapeDynamics::new(&sc.statics);
             let mut tape = Tape::new();
             let mut state = TapeState::from_state(&mut tape, &sc.initial);
+            let p = policy.shape.past_demands;
             for t in 0..4 {
+                // the past demands, when the setting shows them (data demand: the history)
+                let past_demands = (p > 0)
+                    .then(|| tape.constant(past_demand_window(&sc.demand, &sc.history, t, p)));
                 let obs = TapeObservation {
                     statics: &sc.statics,
                     state,
                     period: t,
-                    past_demands: None,
+                    past_demands,
                     future_demand: (!policy.admissible()).then(|| sc.demand.slice(s![.., t..])),
                 };
                 let actions = policy.act(&mut tape, &params, &obs);

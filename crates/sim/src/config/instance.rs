@@ -17,7 +17,8 @@ use super::schema::{
     Setting, Split, UnmetDemand,
 };
 use super::validate::{check_finite_positive, lead_time_value, pipeline_length};
-use crate::demand_data::{DemandData, NegativeDemand};
+use crate::calendar::Calendar;
+use crate::demand_data::{DataStores, DemandData, NegativeDemand};
 use crate::rng::parameter_rng;
 
 /// A per-store quantity after resolution.
@@ -80,8 +81,11 @@ pub struct Instance {
     pub correlation: f64,
     /// Clip normal demand at 0.
     pub clip: bool,
-    /// The series of data demand (`None` for Poisson and normal demand).
+    /// The series of data demand (`None` for Poisson and normal demand), as the network sees
+    /// them (after `demand.stores`).
     pub data: Option<Arc<DemandData>>,
+    /// The calendar features of data demand (`demand.calendar`), if any.
+    pub calendar: Option<Arc<Calendar>>,
     /// Warehouse holding costs, length `W`.
     pub warehouse_holding_cost: Vec<f64>,
     /// Warehouse lead times, length `W`.
@@ -109,8 +113,8 @@ impl Instance {
     }
 }
 
-/// Data demand resolved: per-store mean and deviation, and the series.
-type DataDemand = (Vec<f64>, Vec<f64>, Arc<DemandData>);
+/// Data demand resolved: per-store mean and deviation, the series and the calendar.
+type DataDemand = (Vec<f64>, Vec<f64>, Arc<DemandData>, Option<Arc<Calendar>>);
 
 /// Warehouse holding costs, lead times and edge costs, one each per warehouse.
 type WarehouseValues = (Vec<f64>, Vec<u32>, Vec<f64>);
@@ -158,15 +162,15 @@ impl Setting {
         };
 
         // Demand.
-        let (mean, std, data) = match self.demand.distribution {
+        let (mean, std, data, calendar) = match self.demand.distribution {
             DemandDistribution::Data => {
-                let (mean, std, data) = self.resolve_data_demand()?;
-                (mean, std, Some(data))
+                let (mean, std, data, calendar) = self.resolve_data_demand()?;
+                (mean, std, Some(data), calendar)
             }
             _ => {
                 self.check_no_data_keys()?;
                 let (mean, std) = self.resolve_demand()?;
-                (mean, std, None)
+                (mean, std, None, None)
             }
         };
 
@@ -198,6 +202,7 @@ impl Setting {
             correlation: self.demand.correlation,
             clip: self.demand.clip,
             data,
+            calendar,
             warehouse_holding_cost,
             warehouse_lead_time,
             warehouse_edge_cost,
@@ -710,6 +715,12 @@ impl Setting {
         if d.negative != NegativeDemand::default() {
             return Err(only_data("demand.negative"));
         }
+        if d.stores != DataStores::default() {
+            return Err(only_data("demand.stores"));
+        }
+        if d.calendar.is_some() {
+            return Err(only_data("demand.calendar"));
+        }
         for split in Split::ALL {
             if self.split(split).periods_range.is_some() {
                 return Err(only_data(&format!("splits.{split}.periods_range")));
@@ -754,19 +765,34 @@ impl Setting {
                  or \"wide\" (sample,store, then one column per period)",
             ));
         };
-        let data = DemandData::load(file, format, d.negative)
-            .map_err(|e| invalid("demand.file", e.to_string()))?;
         let s = self.network.n_stores;
-        if data.n_stores() != s {
+        let file_data = DemandData::load(file, format, d.negative)
+            .map_err(|e| invalid("demand.file", e.to_string()))?;
+        let Some(data) = DemandData::load_selected(file, format, d.negative, d.stores, s)
+            .map_err(|e| invalid("demand.file", e.to_string()))?
+        else {
+            let in_file = file_data.n_stores();
             return Err(invalid(
                 "network.n_stores",
-                format!(
-                    "is {s} but demand file `{}` has {} stores; they must agree",
-                    file.display(),
-                    data.n_stores()
-                ),
+                match d.stores {
+                    DataStores::All => format!(
+                        "is {s} but demand file `{}` has {in_file} stores; they must agree (or \
+                         set demand.stores = \"first\" to use the file's first n_stores stores)",
+                        file.display()
+                    ),
+                    DataStores::First => format!(
+                        "is {s} but demand file `{}` has {in_file} stores; allowed with \
+                         demand.stores = \"first\": 1 … {in_file}",
+                        file.display()
+                    ),
+                    DataStores::AsSamples => format!(
+                        "is {s}; allowed with demand.stores = \"as_samples\": 1 (every series \
+                         of `{}` is a one-store sample)",
+                        file.display()
+                    ),
+                },
             ));
-        }
+        };
         let past = d.past_periods;
         for split in Split::ALL {
             let sizes = self.split(split);
@@ -817,10 +843,68 @@ impl Setting {
                 ));
             }
         }
+        let calendar = self.resolve_calendar()?;
         let train = &self.splits.train;
         let [start, end] = train.periods_range.unwrap_or_default();
         let (mean, std) = data.store_moments(0..train.n_samples, start..end);
-        Ok((mean, std, data))
+        Ok((mean, std, data, calendar))
+    }
+
+    /// The calendar of data demand, if any: its columns named once each, its file read, and a
+    /// row for every period of every split's `periods_range` (checked after the ranges).
+    fn resolve_calendar(&self) -> Result<Option<Arc<Calendar>>, ConfigError> {
+        let Some(config) = &self.demand.calendar else {
+            return Ok(None);
+        };
+        let columns = &config.columns;
+        if columns.is_empty() {
+            return Err(invalid(
+                "demand.calendar.columns",
+                "is empty; name at least one column of the calendar file, e.g. \
+                 [\"days_from_christmas\"]",
+            ));
+        }
+        if columns.len() > MAX_CALENDAR_COLUMNS {
+            return Err(invalid(
+                "demand.calendar.columns",
+                format!(
+                    "has {} columns; allowed: 1 … {MAX_CALENDAR_COLUMNS}",
+                    columns.len()
+                ),
+            ));
+        }
+        for (i, name) in columns.iter().enumerate() {
+            if name == "period" || columns[..i].contains(name) {
+                return Err(invalid(
+                    "demand.calendar.columns",
+                    format!(
+                        "names `{name}` {}; allowed: feature columns other than `period`, each once",
+                        if name == "period" {
+                            "(the period index)"
+                        } else {
+                            "twice"
+                        }
+                    ),
+                ));
+            }
+        }
+        let calendar = Calendar::load(&config.file, columns)
+            .map_err(|e| invalid("demand.calendar.file", e.to_string()))?;
+        for split in Split::ALL {
+            let [start, end] = self.split(split).periods_range.unwrap_or_default();
+            if let Some(p) = calendar.first_missing(start..end) {
+                return Err(invalid(
+                    "demand.calendar.file",
+                    format!(
+                        "calendar file `{}` has no row for period {p}, which \
+                         splits.{split}.periods_range [{start}, {end}) reads; the calendar must \
+                         have a row for every period of every split's range",
+                        config.file.display()
+                    ),
+                ));
+            }
+        }
+        Ok(Some(calendar))
     }
 }
 

@@ -17,3 +17,5 @@ pub const MAX_LEAD_TIME: usize = 1_000;
 pub const MAX_SAMPLES: usize = 100_000_000;
 /// Largest number of periods of a split.
 pub const MAX_PERIODS: usize = 1_000_000;
+/// Largest number of calendar feature columns (`demand.calendar.columns`).
+pub const MAX_CALENDAR_COLUMNS: usize = 64;

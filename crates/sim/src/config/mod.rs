@@ -29,14 +29,15 @@ mod reference;
 mod schema;
 mod validate;
 
-pub use crate::demand_data::{DataFormat, NegativeDemand};
+pub use crate::demand_data::{DataFormat, DataStores, NegativeDemand};
 pub use error::ConfigError;
 pub use instance::{Instance, StoreLeadTimes, StoreValues};
 pub use overrides::OVERRIDE_SHORTCUTS;
+pub use parse::normalize_lexically;
 pub use reference::{REFERENCE_MAX_STORES, ReferenceStores, reference_stores};
 pub use schema::{
-    DemandConfig, DemandDistribution, EchelonParams, InitialInventory, InitialInventoryRule,
-    Network, NodeValues, Objective, ObservationConfig, ParamSource, PipelineLengths, SampleLevel,
-    SampledRange, Seeds, Setting, Split, SplitSizes, Splits, StaticFeature, StoreParams,
-    UnmetDemand, WarehouseParams,
+    CalendarConfig, DemandConfig, DemandDistribution, EchelonParams, InitialInventory,
+    InitialInventoryRule, Network, NodeValues, Objective, ObservationConfig, ParamSource,
+    PipelineLengths, SampleLevel, SampledRange, Seeds, Setting, Split, SplitSizes, Splits,
+    StaticFeature, StoreParams, UnmetDemand, WarehouseParams,
 };

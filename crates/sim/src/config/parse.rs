@@ -22,10 +22,10 @@ impl Setting {
         Ok(setting)
     }
 
-    /// Reads, parses and validates a TOML setting file. A relative `demand.file` is resolved
-    /// against the setting file's directory (and made absolute, so that a run directory's copy of
-    /// the setting still finds it); elsewhere (TOML text, overrides, training configurations) it
-    /// is relative to the working directory.
+    /// Reads, parses and validates a TOML setting file. A relative `demand.file` or
+    /// `demand.calendar.file` is resolved against the setting file's directory (and made
+    /// absolute, so that a run directory's copy of the setting still finds it); elsewhere (TOML
+    /// text, overrides, training configurations) it is relative to the working directory.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Setting, ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
@@ -34,20 +34,54 @@ impl Setting {
         })?;
         let mut setting: Setting =
             toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
-        if let Some(file) = &setting.demand.file
-            && file.is_relative()
-        {
-            let joined = path.parent().unwrap_or(Path::new("")).join(file);
-            setting.demand.file = Some(std::path::absolute(&joined).unwrap_or(joined));
-        }
+        setting.resolve_data_paths(path.parent().unwrap_or(Path::new("")));
         setting.validate()?;
         Ok(setting)
+    }
+
+    /// Makes the relative data paths (`demand.file`, `demand.calendar.file`) absolute against
+    /// `base`, with `.` and `..` components removed (lexically), so that the same file reached
+    /// from two directories has one path. Absolute paths are left as they are.
+    pub fn resolve_data_paths(&mut self, base: &Path) {
+        let resolve = |file: &mut std::path::PathBuf| {
+            if file.is_relative() {
+                let joined = base.join(&*file);
+                *file = normalize_lexically(&std::path::absolute(&joined).unwrap_or(joined));
+            }
+        };
+        if let Some(file) = &mut self.demand.file {
+            resolve(file);
+        }
+        if let Some(calendar) = &mut self.demand.calendar {
+            resolve(&mut calendar.file);
+        }
     }
 
     /// The setting as TOML text (round-trips through [`Setting::from_toml_str`]).
     pub fn to_toml_string(&self) -> Result<String, ConfigError> {
         toml::to_string(self).map_err(|e| ConfigError::Parse(e.to_string()))
     }
+}
+
+/// `path` without `.` components and with each `..` removing the component before it (no
+/// file-system access: a symbolic link followed by `..` is not resolved).
+pub fn normalize_lexically(path: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else {
+                    out.push(component);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 const PARAM_SOURCE_EXPECTING: &str = "a number, a list with one number per store, a per-edge matrix \

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, invalid};
-use crate::demand_data::{DataFormat, NegativeDemand};
+use crate::demand_data::{DataFormat, DataStores, NegativeDemand};
 
 // ---------------------------------------------------------------------------------------------
 // Small enums
@@ -320,6 +320,27 @@ pub struct DemandConfig {
     /// Data demand: what a negative cell means; default `error`.
     #[serde(default, skip_serializing_if = "is_default")]
     pub negative: NegativeDemand,
+    /// Data demand: which of the file's stores make the network's stores — `all` (default: the
+    /// counts agree), `first` (the first `network.n_stores`), or `as_samples` (every (sample,
+    /// store) series is a one-store sample).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub stores: DataStores,
+    /// Data demand: per-period calendar features from a second CSV file, observed by the policies
+    /// that read them (the data-driven net).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<CalendarConfig>,
+}
+
+/// Calendar features of data demand (`demand.calendar`): the named columns of a CSV file with a
+/// `period` column (the demand file's periods); see [`crate::calendar`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarConfig {
+    /// The CSV file; a relative path read by [`Setting::from_file`] is resolved against the
+    /// setting file's directory.
+    pub file: PathBuf,
+    /// The feature columns (at least one, each once), e.g. `["days_from_christmas"]`.
+    pub columns: Vec<String>,
 }
 
 fn is_zero(n: &usize) -> bool {

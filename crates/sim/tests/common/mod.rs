@@ -80,6 +80,7 @@ impl Net {
             echelon_holding_cost: self.echelon_holding.clone(),
             echelon_lead_time: self.echelon_lead.clone(),
             adjacency,
+            calendar: Default::default(),
         }
     }
 }
