@@ -20,6 +20,7 @@ use hdpo_sim::fused::TapeState;
 use hdpo_sim::scenario::{Scenario, ScenarioGenerator};
 use hdpo_sim::settings::list_settings;
 use hdpo_train::TrainConfig;
+use hdpo_train::rollout::past_demand_window;
 use ndarray::{Array2, s};
 use rand::SeedableRng;
 
@@ -27,13 +28,22 @@ use rand::SeedableRng;
 const FULL_CHECK_MAX: usize = 2500;
 
 /// `Σ w ⊙ a` over the actions, in f64, with the (sum of |terms|) for the noise estimate.
-fn action_loss(tape: &mut Tape, policy: &Policy, params: &ParamStore, sc: &Scenario) -> (Var, f64) {
+fn action_loss(
+    tape: &mut Tape,
+    policy: &Policy,
+    params: &ParamStore,
+    sc: &Scenario,
+    past: usize,
+) -> (Var, f64) {
     let state = TapeState::from_state(tape, &sc.initial);
+    // the past demands, when the setting shows them (data demand: the history before period 0)
+    let past_demands =
+        (past > 0).then(|| tape.constant(past_demand_window(&sc.demand, &sc.history, 0, past)));
     let obs = TapeObservation {
         statics: &sc.statics,
         state,
         period: 0,
-        past_demands: None,
+        past_demands,
         future_demand: (!policy.admissible()).then(|| sc.demand.slice(s![.., 0..])),
     };
     let actions = policy.act(tape, params, &obs);
@@ -85,17 +95,34 @@ fn check_setting(name: &str) -> usize {
         // samples 3..6: in samples 0..3 of identical_stores_lost a store's inventory
         // position is 1e-4 below the default base-stock level 10, on the order's kink,
         // where no finite difference agrees with either one-sided derivative
-        let sc = ScenarioGenerator::new(&config.setting, Split::Train)
+        let mut sc = ScenarioGenerator::new(&config.setting, Split::Train)
             .unwrap()
             .generate(3..6, 8);
+        // the Favorita settings start empty (a warehouse with nothing on hand ships nothing, and
+        // the data-driven net's store orders are then all zero): put a little on hand at the
+        // stores (below the base-stock families' initial levels) and the mean past demand in
+        // every upstream slot, varied by slot and row
+        if sc.initial.store.iter().all(|&x| x == 0.0) && sc.history.ncols() > 0 {
+            let mean = sc.history.mean().unwrap_or(1.0).max(1.0);
+            let pattern = |r: usize, c: usize| 0.5 + 0.1 * ((r * 3 + c) % 7) as f32;
+            for (r, mut row) in sc.initial.store.rows_mut().into_iter().enumerate() {
+                row[0] = pattern(r, 0);
+            }
+            for pipelines in [&mut sc.initial.warehouse, &mut sc.initial.echelon] {
+                for ((r, c), x) in pipelines.indexed_iter_mut() {
+                    *x = mean * pattern(r, c);
+                }
+            }
+        }
         let tag = format!("{kind} on {name}");
+        let past = config.setting.observation.past_demands;
         let mut grads = params.zero_grads();
         let mut tape = Tape::new();
-        let (loss, _) = action_loss(&mut tape, &policy, &params, &sc);
+        let (loss, _) = action_loss(&mut tape, &policy, &params, &sc, past);
         tape.backward(loss, &mut grads);
         let eval = |params: &ParamStore| -> (f64, f64) {
             let mut tape = Tape::no_grad();
-            let (l, magnitude) = action_loss(&mut tape, &policy, params, &sc);
+            let (l, magnitude) = action_loss(&mut tape, &policy, params, &sc, past);
             (f64::from(tape.scalar(l)), magnitude)
         };
         let mut work = params.clone();
@@ -168,7 +195,7 @@ fn check_setting(name: &str) -> usize {
 }
 
 /// The embedded settings, one test each (so they run in parallel).
-const SETTINGS: [&str; 7] = [
+const SETTINGS: [&str; 10] = [
     "one_store_lost",
     "one_store_backlogged",
     "serial_system",
@@ -176,12 +203,30 @@ const SETTINGS: [&str; 7] = [
     "transshipment_backlogged",
     "many_warehouses_lost",
     "identical_stores_lost",
+    "favorita_one_store",
+    "favorita_one_warehouse",
+    "favorita_many_warehouses",
 ];
 
 #[test]
 fn every_embedded_setting_is_covered() {
     let names: Vec<&str> = list_settings().iter().map(|i| i.name).collect();
     assert_eq!(names, SETTINGS);
+}
+
+#[test]
+fn favorita_policy_parameters_match_finite_differences() {
+    // the trainable policies of the support matrix (crates/train/tests/support.rs): one store
+    // the one-store MLP, both base-stock families, the GNN and the data-driven net; one
+    // warehouse the vanilla, symmetry-aware, GNN and data-driven nets; many warehouses the
+    // vanilla, GNN and data-driven nets
+    for (name, policies) in [
+        ("favorita_one_store", 5),
+        ("favorita_one_warehouse", 4),
+        ("favorita_many_warehouses", 3),
+    ] {
+        assert_eq!(check_setting(name), policies, "{name}");
+    }
 }
 
 #[test]
