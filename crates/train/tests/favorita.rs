@@ -4,6 +4,9 @@
 //! calendar; and the data-driven net (one store) and the GNN (one warehouse, 3 stores) train at a
 //! tiny size, their costs finite and moving.
 
+// store and warehouse indices address several tables at once (file, matrix, adjacency)
+#![allow(clippy::needless_range_loop)]
+
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 

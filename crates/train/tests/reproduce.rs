@@ -676,7 +676,7 @@ fn parts_of_a_grid_are_disjoint_cover_it_and_merge_into_one_table() {
         text.replace("\"done\"", "\"failed\""),
     )
     .unwrap();
-    let err = merge_parts(experiment, &merge_options, &[conflict.clone()]).unwrap_err();
+    let err = merge_parts(experiment, &merge_options, std::slice::from_ref(&conflict)).unwrap_err();
     assert!(
         matches!(&err, ReproduceError::Input(m) if m.contains(id) && m.contains("two different records")),
         "{err}"
