@@ -189,7 +189,9 @@ pub fn policy_picture(
     let rule = match Problem::from_setting(&small).map_err(|e| e.to_string())? {
         // a solver that cannot solve this instance (e.g. a lost-sales state space too large)
         // leaves the picture without the optimal policy
-        Classification::Solvable(problem) if one_store => optimal_rule(&problem).ok().flatten(),
+        Classification::Solvable(problem) if one_store => {
+            OptimalRule::for_problem(&problem).ok().flatten()
+        }
         _ => None,
     };
     let states = seen
@@ -209,10 +211,6 @@ pub fn policy_picture(
         states,
         optimal: rule.map(|r| r.describe()),
     }))
-}
-
-fn optimal_rule(problem: &Problem) -> Result<Option<OptimalRule>, String> {
-    OptimalRule::for_problem(problem)
 }
 
 /// Most points drawn per panel (the file stays small; the picture is the same).
